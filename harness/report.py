@@ -1,0 +1,81 @@
+"""What the terminal shows: the progress bar and the tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from harness.store import RunRecord
+from harness.types import MetricSummary
+
+
+class _TokensPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.fields.get("since") and time.monotonic() - task.fields["since"]
+        tokens = task.fields.get("tokens", 0)
+        rate = tokens / elapsed if elapsed else 0.0
+        return Text(f"{rate:,.1f} tok/s", style="cyan")
+
+
+class RichProgress:
+    """done/total, tokens per second and ETA, on stderr so stdout stays clean."""
+
+    def __init__(self, label: str, console: Console | None = None) -> None:
+        self.label = label
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            _TokensPerSecond(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console or Console(stderr=True), transient=False,
+        )
+        self.task_id: int | None = None
+        self.tokens = 0
+
+    def start(self, total: int, done: int) -> None:
+        self.progress.start()
+        self.task_id = self.progress.add_task(
+            self.label, total=total, completed=done, tokens=0, since=time.monotonic()
+        )
+
+    def advance(self, count: int, tokens: int) -> None:
+        self.tokens += tokens
+        if self.task_id is not None:
+            self.progress.update(self.task_id, advance=count, tokens=self.tokens)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def results_table(title: str, summaries: Sequence[MetricSummary]) -> Table:
+    table = Table(title=title)
+    for column in ("metric", "value", "95% CI", "n", "errors"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for s in summaries:
+        table.add_row(s.metric, f"{s.value:.4f}", f"[{s.ci_low:.4f}, {s.ci_high:.4f}]",
+                      str(s.n), str(s.n_errors))
+    return table
+
+
+def runs_table(runs: Sequence[RunRecord], headline: dict[str, MetricSummary | None]) -> Table:
+    table = Table(title="runs")
+    for column in ("run", "model", "suite", "items", "status", "headline metric", "created"):
+        table.add_column(column)
+    for run in runs:
+        best = headline.get(run.id)
+        shown = f"{best.metric} {best.value:.4f}" if best else "-"
+        table.add_row(run.id, run.model, run.suite, str(run.n_samples), run.status, shown,
+                      run.created_at[:19])
+    return table

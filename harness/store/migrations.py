@@ -1,0 +1,168 @@
+"""Numbered schema migrations. Never edit a released one: append a new one.
+
+``PRAGMA user_version`` records how many have been applied. Each migration runs
+in its own transaction, so a crash mid-upgrade leaves the previous version.
+The schema covers the whole pipeline up front (docs/storage.md explains each
+table) so later stages add rows, not tables.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the whole pipeline
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,            -- hash of model spec + resolved suite + limit + seed
+        model TEXT NOT NULL,            -- canonical model spec
+        suite TEXT NOT NULL,            -- suite name
+        suite_hash TEXT NOT NULL,       -- hash of the resolved suite config
+        status TEXT NOT NULL,           -- running | completed | failed | interrupted
+        limit_n INTEGER,                -- --limit, NULL for all items
+        seed INTEGER NOT NULL,
+        n_samples INTEGER NOT NULL,
+        manifest TEXT NOT NULL,         -- JSON: versions, hardware, git sha, suite config
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE requests (
+        key TEXT PRIMARY KEY,           -- Request.key: hash of everything that changes the answer
+        kind TEXT NOT NULL,             -- generate | loglikelihood
+        model TEXT NOT NULL,
+        payload TEXT NOT NULL,          -- JSON of the Request
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE run_samples (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        sample_id TEXT NOT NULL,
+        position INTEGER NOT NULL,      -- order in the suite, for stable output
+        request_key TEXT NOT NULL REFERENCES requests(key),
+        doc TEXT NOT NULL,              -- JSON of the data row
+        target TEXT,                    -- JSON: reference answer or choice index
+        choices TEXT,                   -- JSON list, multiple choice only
+        PRIMARY KEY (run_id, sample_id)
+    );
+    CREATE INDEX run_samples_request ON run_samples(request_key);
+    CREATE TABLE completions (
+        request_key TEXT PRIMARY KEY REFERENCES requests(key),
+        texts TEXT NOT NULL,            -- JSON list, n samples
+        finish_reasons TEXT NOT NULL,
+        loglikelihoods TEXT NOT NULL,   -- JSON list, one per continuation
+        greedy_matches TEXT NOT NULL,
+        continuation_tokens TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        latency_s REAL NOT NULL,
+        backend TEXT NOT NULL,
+        run_id TEXT NOT NULL,           -- the run that produced it (others may reuse it)
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE request_errors (       -- failed attempts; never scored, kept for diagnosis
+        id INTEGER PRIMARY KEY,
+        request_key TEXT NOT NULL REFERENCES requests(key),
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,             -- ErrorKind
+        message TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX request_errors_key ON request_errors(request_key);
+    CREATE TABLE scores (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        sample_id TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        extracted TEXT,                 -- the answer the metric read, for audit
+        PRIMARY KEY (run_id, sample_id, metric)
+    );
+    CREATE TABLE metrics (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        ci_low REAL NOT NULL,
+        ci_high REAL NOT NULL,
+        n INTEGER NOT NULL,
+        n_errors INTEGER NOT NULL,
+        PRIMARY KEY (run_id, metric)
+    );
+    CREATE TABLE models (               -- named systems: local runs or imported answers
+        name TEXT PRIMARY KEY,
+        spec TEXT,                      -- model spec for local models, NULL for imports
+        origin TEXT NOT NULL,           -- local | imported
+        meta TEXT NOT NULL,             -- JSON
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE judgments (
+        id INTEGER PRIMARY KEY,
+        judge TEXT NOT NULL,            -- judge id (model spec + prompt template hash)
+        mode TEXT NOT NULL,             -- single | pairwise
+        suite TEXT NOT NULL,
+        sample_id TEXT NOT NULL,
+        model_a TEXT NOT NULL,
+        model_b TEXT,                   -- NULL for single grading
+        swapped INTEGER NOT NULL,       -- 1 when B was shown first
+        request_key TEXT,               -- the judge's own request, cached like any other
+        raw TEXT,                       -- the judge's text
+        outcome TEXT,                   -- parsed: score "1".."10" or a>>b|a>b|tie|b>a|b>>a
+        parse_error TEXT,               -- set when the verdict could not be parsed
+        created_at TEXT NOT NULL,
+        UNIQUE (judge, mode, suite, sample_id, model_a, model_b, swapped)
+    );
+    CREATE TABLE campaigns (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,             -- pairwise | single
+        config TEXT NOT NULL,           -- JSON: models, suite, votes per item, rubric, guidelines
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE campaign_items (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        sample_id TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        model_a TEXT NOT NULL,
+        output_a TEXT NOT NULL,
+        model_b TEXT,
+        output_b TEXT,
+        gold TEXT,                      -- known answer for gold items
+        target_votes INTEGER NOT NULL
+    );
+    CREATE TABLE annotators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,             -- annotator | admin
+        password_hash TEXT NOT NULL,    -- salted KDF hash, never the password
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE votes (                -- append-only: an undo or edit is a new row
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES campaign_items(id),
+        annotator TEXT NOT NULL REFERENCES annotators(name),
+        outcome TEXT NOT NULL,          -- a | b | tie | both_bad | rating:<n> | skip | undo
+        left_is_a INTEGER,              -- how the pair was shown
+        reason TEXT,
+        flags TEXT,                     -- JSON list
+        supersedes INTEGER REFERENCES votes(id),
+        seconds REAL,                   -- time on the item
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE battles (
+        id INTEGER PRIMARY KEY,
+        model_a TEXT NOT NULL,
+        model_b TEXT NOT NULL,
+        outcome TEXT NOT NULL,          -- a | b | tie | tie_bad
+        source TEXT NOT NULL,           -- human | judge:<id>
+        category TEXT,                  -- suite or tag
+        ref TEXT,                       -- vote id or judgment ids it came from
+        created_at TEXT NOT NULL,
+        UNIQUE (source, ref)
+    );
+    CREATE TABLE rating_snapshots (
+        id INTEGER PRIMARY KEY,
+        method TEXT NOT NULL,
+        params TEXT NOT NULL,           -- JSON
+        data_hash TEXT NOT NULL,        -- hash of the battles it was fitted on
+        ratings TEXT NOT NULL,          -- JSON
+        created_at TEXT NOT NULL
+    );
+    """,
+]

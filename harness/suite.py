@@ -1,0 +1,358 @@
+"""Task suites: one YAML file describes data, prompt, answer and metrics.
+
+Validation is strict and early: unknown fields, templates that name a field
+the data lacks, and unreadable data are all reported (file and field, one line)
+before any request is built, so a bad suite never touches the database.
+docs/tasks.md documents every field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import jinja2.meta
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.data import DataSource, fingerprint, load_rows
+from harness.errors import InputError, SuiteError
+from harness.metrics import METRICS, Extraction
+from harness.types import GenerationParams, Message, Request, RequestKind, Sample
+
+TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_compile = lru_cache(maxsize=256)(_ENV.from_string)  # each template is compiled once
+# names a template may use besides the data's own fields
+_BUILTINS = {"choices", "doc", "range", "loop", "true", "false", "none"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptConfig(_Strict):
+    """Either a chat prompt (``system`` + ``user``) or a plain ``text`` prompt."""
+
+    system: str | None = None
+    user: str | None = None
+    text: str | None = None
+
+
+class ChoicesConfig(_Strict):
+    field: str | None = None  # a data field holding the list of choices
+    fields: list[str] | None = None  # or one data field per choice
+    template: str = " {{ choice }}"  # the continuation scored for each choice
+    labels: list[str] | None = None  # letters a target may name instead of an index
+
+
+class FewshotConfig(_Strict):
+    n: int = Field(ge=1)
+    seed: int = 1234
+    data: DataSource | None = None  # default: the suite's own rows, minus the item itself
+    answer: str | None = None  # template of an example's answer; default: the right choice
+    separator: str = "\n\n"
+
+
+class GenerationConfig(_Strict):
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: list[str] = []
+    n: int = Field(1, ge=1)
+    seed: int | None = None
+
+
+class SuiteConfig(_Strict):
+    name: str
+    description: str = ""
+    license: str
+    kind: Literal["generate", "multiple_choice"]
+    data: DataSource
+    prompt: PromptConfig
+    target: str  # template: the reference answer, or the right choice's index or label
+    choices: ChoicesConfig | None = None
+    fewshot: FewshotConfig | None = None
+    generation: GenerationConfig = GenerationConfig()
+    extract: Extraction = Extraction()
+    metrics: list[str]
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(sorted(METRICS))}")
+        return value
+
+
+@dataclass(frozen=True)
+class Suite:
+    config: SuiteConfig
+    file: Path
+    rows: list[dict[str, Any]]
+    fewshot_rows: list[dict[str, Any]]
+    data_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def hash(self) -> str:
+        payload = json.dumps(
+            {"config": self.config.model_dump(mode="json"), "data": self.data_hash},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def template_hashes(self) -> dict[str, str]:
+        return {
+            name: hashlib.sha256(source.encode()).hexdigest()[:16]
+            for name, source in _templates(self.config).items()
+        }
+
+
+def find_suite_file(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise InputError("--suite", None, f"no suite file at {path}")
+        return path
+    candidate = TASKS_DIR / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in TASKS_DIR.glob("*.yaml")))
+    raise InputError("--suite", None, f"no suite named {name_or_path!r}; shipped: {known}")
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Parse, validate and read the data of a suite. Raises SuiteError/DataError."""
+    file = find_suite_file(name_or_path)
+    source = str(file)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "yaml"
+        problem = getattr(exc, "problem", exc)
+        raise SuiteError(source, where, f"YAML syntax error: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(source, None, "a suite file must be a YAML mapping")
+    try:
+        config = SuiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "suite"
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        raise SuiteError(source, field, message) from None
+    _check_shape(config, source)
+    rows = load_rows(config.data, file, "data")
+    fewshot_rows = rows
+    if config.fewshot is not None and config.fewshot.data is not None:
+        fewshot_rows = load_rows(config.fewshot.data, file, "fewshot.data")
+    _check_templates(config, source, rows, fewshot_rows)
+    data_hash = fingerprint(config.data, file)
+    return Suite(config, file, rows, fewshot_rows, data_hash)
+
+
+def _check_shape(config: SuiteConfig, source: str) -> None:
+    prompt = config.prompt
+    if (prompt.text is None) == (prompt.user is None):
+        raise SuiteError(source, "prompt", "give either 'user' (chat) or 'text' (plain)")
+    if prompt.text is not None and prompt.system is not None:
+        raise SuiteError(source, "prompt.system", "a plain 'text' prompt has no system message")
+    if config.kind == "multiple_choice":
+        choices = config.choices
+        if choices is None or (choices.field is None) == (choices.fields is None):
+            raise SuiteError(source, "choices", "multiple_choice needs choices.field or .fields")
+    elif config.choices is not None:
+        raise SuiteError(source, "choices", "only a multiple_choice suite has choices")
+    if config.extract.regex is not None:
+        try:
+            re.compile(config.extract.regex)
+        except re.error as exc:
+            raise SuiteError(source, "extract.regex", f"invalid regex: {exc}") from None
+    fewshot = config.fewshot
+    if fewshot is not None and fewshot.answer is None and config.kind == "generate":
+        raise SuiteError(source, "fewshot.answer", "a generate suite needs an answer template")
+
+
+def _templates(config: SuiteConfig) -> dict[str, str]:
+    found = {f"prompt.{k}": v for k, v in config.prompt.model_dump().items() if v is not None}
+    found["target"] = config.target
+    if config.choices is not None:
+        found["choices.template"] = config.choices.template
+    if config.fewshot is not None and config.fewshot.answer is not None:
+        found["fewshot.answer"] = config.fewshot.answer
+    return found
+
+
+def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]],
+                     fewshot_rows: list[dict[str, Any]]) -> None:
+    fields = set.intersection(*(set(r) for r in rows[:1000]))
+    if config.data.id_field is not None and config.data.id_field not in fields:
+        raise SuiteError(source, "data.id_field", f"the data has no field {config.data.id_field!r}")
+    if config.choices is not None:
+        for name in config.choices.fields or [config.choices.field or ""]:
+            if name not in fields:
+                raise SuiteError(source, "choices", f"the data has no field {name!r}")
+    for where, text in _templates(config).items():
+        try:
+            parsed = _ENV.parse(text)
+        except jinja2.TemplateSyntaxError as exc:
+            raise SuiteError(source, where, f"template syntax error: {exc.message}") from None
+        allowed = fields | _BUILTINS | ({"choice"} if where == "choices.template" else set())
+        if where == "fewshot.answer":
+            allowed = allowed & (set.intersection(*(set(r) for r in fewshot_rows[:1000]))
+                                 | _BUILTINS)
+        missing = sorted(jinja2.meta.find_undeclared_variables(parsed) - allowed)
+        if missing:
+            raise SuiteError(
+                source, where,
+                f"template uses {missing[0]!r}, which the data does not have "
+                f"(fields: {', '.join(sorted(fields))})",
+            )
+
+
+# -- building samples and requests -------------------------------------------
+
+def select_rows(suite: Suite, limit: int | None, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """(sample id, row) pairs; with a limit, a seeded subset kept in data order."""
+    id_field = suite.config.data.id_field
+    items = [(str(row[id_field]) if id_field else str(i), row) for i, row in enumerate(suite.rows)]
+    if limit is not None and limit < len(items):
+        chosen = sorted(random.Random(seed).sample(range(len(items)), limit))
+        items = [items[i] for i in chosen]
+    return items
+
+
+def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
+                   ) -> list[tuple[Sample, Request]]:
+    """Every sample of the run with its request. Pure: touches no database."""
+    config = suite.config
+    source = str(suite.file)
+    gen = config.generation
+    params = GenerationParams(gen.max_tokens, gen.temperature, gen.top_p, tuple(gen.stop),
+                              gen.n, gen.seed)
+    built = []
+    for sample_id, row in select_rows(suite, limit, seed):
+        choices = _choices(config, row)
+        context = {**row, "doc": row, "choices": list(choices)}
+        target = _render(source, "target", config.target, context, sample_id).strip()
+        sample = Sample(sample_id, row, _target_value(config, target, choices, source, sample_id),
+                        choices)
+        shots = _fewshot(suite, sample_id)
+        if config.kind == "multiple_choice":
+            continuations = tuple(
+                _render(source, "choices.template", config.choices.template,  # type: ignore[union-attr]
+                        {**context, "choice": c}, sample_id) for c in choices)
+            request = _request(suite, RequestKind.LOGLIKELIHOOD, model_id, context, shots,
+                               sample_id, params, continuations)
+        else:
+            request = _request(suite, RequestKind.GENERATE, model_id, context, shots,
+                               sample_id, params, ())
+        built.append((sample, request))
+    return built
+
+
+def _request(suite: Suite, kind: RequestKind, model_id: str, context: dict[str, Any],
+             shots: list[dict[str, Any]], sample_id: str, params: GenerationParams,
+             continuations: tuple[str, ...]) -> Request:
+    prompt = suite.config.prompt
+    source = str(suite.file)
+    examples = [(_shot_prompt(suite, shot, sample_id), _shot_answer(suite, shot, sample_id))
+                for shot in shots]
+    if prompt.text is not None:
+        separator = suite.config.fewshot.separator if suite.config.fewshot else ""
+        parts = [q + a for q, a in examples]
+        parts.append(_render(source, "prompt.text", prompt.text, context, sample_id))
+        return Request(kind, model_id, text=separator.join(parts), continuations=continuations,
+                       params=params)
+    messages: list[Message] = []
+    if prompt.system is not None:
+        messages.append(Message("system", _render(source, "prompt.system", prompt.system,
+                                                  context, sample_id)))
+    for question, answer in examples:
+        messages += [Message("user", question), Message("assistant", answer.strip())]
+    messages.append(Message("user", _render(source, "prompt.user", prompt.user or "", context,
+                                            sample_id)))
+    return Request(kind, model_id, messages=tuple(messages), continuations=continuations,
+                   params=params)
+
+
+def _shot_prompt(suite: Suite, row: dict[str, Any], sample_id: str) -> str:
+    prompt = suite.config.prompt
+    template = prompt.text if prompt.text is not None else prompt.user or ""
+    context = {**row, "doc": row, "choices": list(_choices(suite.config, row))}
+    return _render(str(suite.file), "prompt", template, context, sample_id)
+
+
+def _shot_answer(suite: Suite, row: dict[str, Any], sample_id: str) -> str:
+    config = suite.config
+    choices = _choices(config, row)
+    context = {**row, "doc": row, "choices": list(choices)}
+    assert config.fewshot is not None
+    if config.fewshot.answer is not None:
+        return _render(str(suite.file), "fewshot.answer", config.fewshot.answer, context, sample_id)
+    target = _render(str(suite.file), "target", config.target, context, sample_id).strip()
+    index = _target_value(config, target, choices, str(suite.file), sample_id)
+    assert config.choices is not None and isinstance(index, int)
+    return _render(str(suite.file), "choices.template", config.choices.template,
+                   {**context, "choice": choices[index]}, sample_id)
+
+
+def _fewshot(suite: Suite, sample_id: str) -> list[dict[str, Any]]:
+    """Examples for one item: seeded per item, so they do not depend on --limit."""
+    fewshot = suite.config.fewshot
+    if fewshot is None:
+        return []
+    id_field = suite.config.data.id_field
+    pool = suite.fewshot_rows
+    if pool is suite.rows:  # never show an item its own answer
+        pool = [r for i, r in enumerate(pool)
+                if (str(r[id_field]) if id_field else str(i)) != sample_id]
+    rng = random.Random(f"{fewshot.seed}:{sample_id}")
+    return rng.sample(pool, min(fewshot.n, len(pool)))
+
+
+def _choices(config: SuiteConfig, row: dict[str, Any]) -> tuple[str, ...]:
+    if config.choices is None:
+        return ()
+    if config.choices.fields is not None:
+        return tuple(str(row[f]) for f in config.choices.fields)
+    return tuple(str(c) for c in row[config.choices.field or ""])
+
+
+def _target_value(config: SuiteConfig, target: str, choices: tuple[str, ...], source: str,
+                  sample_id: str) -> str | int:
+    if config.kind != "multiple_choice":
+        return target
+    labels = (config.choices.labels if config.choices else None) or []
+    if target in labels:
+        index = labels.index(target)
+    elif target.lstrip("-").isdigit():
+        index = int(target)
+    else:
+        raise SuiteError(source, "target",
+                         f"item {sample_id}: {target!r} is neither a choice index nor a label")
+    if not 0 <= index < len(choices):
+        raise SuiteError(source, "target", f"item {sample_id}: choice {index} out of range")
+    return index
+
+
+def _render(source: str, field: str, template: str, context: dict[str, Any],
+            sample_id: str) -> str:
+    try:
+        return _compile(template).render(context)
+    except jinja2.UndefinedError as exc:
+        raise SuiteError(source, field, f"item {sample_id}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise SuiteError(source, field, f"item {sample_id}: {exc}") from None
