@@ -30,6 +30,7 @@ RUNTIME_OPTIONS = frozenset({
     "batch_size", "concurrency", "timeout", "max_retries", "backoff", "device",
     "gpu_memory_utilization", "startup_timeout", "port",
 })
+NUMERIC_OPTIONS = RUNTIME_OPTIONS - {"device"} | {"tensor_parallel_size", "max_model_len"}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -79,6 +80,11 @@ def parse_model_spec(spec: str) -> ModelSpec:
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError:
         raise ModelSpecError(spec, f"options {query!r} are not key=value pairs") from None
+    for name in NUMERIC_OPTIONS & options.keys():  # checked now, before anything is written
+        try:
+            float(options[name])
+        except ValueError:
+            raise ModelSpecError(spec, f"option {name}={options[name]!r} is not a number") from None
     if body == EMBEDDED:
         return ModelSpec("embedded", EMBEDDED, options=options, raw=spec)
     scheme, sep, target = body.partition(":")

@@ -230,7 +230,13 @@ class TransformersBackend(Backend):
     def _score_pairs(
         self, pairs: list[tuple[int, int, list[int], int]]
     ) -> dict[tuple[int, int], tuple[float, bool, int]]:
-        """Sum of continuation token log-probs, longest first to pack batches tightly."""
+        """Sum of continuation token log-probs.
+
+        Rows are left-padded so every continuation ends at the last column; the
+        model then projects only the last few positions onto the vocabulary
+        (``logits_to_keep``) instead of every position, which is most of the
+        cost with a large vocabulary. Longest rows first packs batches tightly.
+        """
         order = sorted(range(len(pairs)), key=lambda k: -len(pairs[k][2]))
         scored: dict[tuple[int, int], tuple[float, bool, int]] = {}
         start = 0
@@ -243,21 +249,22 @@ class TransformersBackend(Backend):
             attention = torch.zeros((len(chunk), width), dtype=torch.long)
             for row, k in enumerate(chunk):
                 ids = pairs[k][2][:-1]
-                inputs[row, :len(ids)] = torch.tensor(ids)
-                attention[row, :len(ids)] = 1
+                inputs[row, width - len(ids):] = torch.tensor(ids)
+                attention[row, width - len(ids):] = 1
+            positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+            keep = max(min(pairs[k][3], len(pairs[k][2]) - 1) for k in chunk)
             logits = self.model(
-                input_ids=inputs.to(self.device), attention_mask=attention.to(self.device)
+                input_ids=inputs.to(self.device), attention_mask=attention.to(self.device),
+                position_ids=positions.to(self.device), logits_to_keep=keep,
             ).logits.float()
             for row, k in enumerate(chunk):
-                r_index, c_index, ids, n_cont = pairs[k]
+                _, _, ids, n_cont = pairs[k]
                 n_cont = min(n_cont, len(ids) - 1)
-                end = len(ids) - 1
-                positions = logits[row, end - n_cont:end]
-                logprobs = torch.log_softmax(positions, dim=-1)
+                logprobs = torch.log_softmax(logits[row, keep - n_cont:], dim=-1)
                 targets = torch.tensor(ids[-n_cont:], device=logprobs.device)
                 picked = logprobs.gather(1, targets[:, None]).squeeze(1)
                 greedy = bool((logprobs.argmax(dim=-1) == targets).all())
-                scored[(r_index, c_index)] = (float(picked.sum()), greedy, n_cont)
+                scored[(pairs[k][0], pairs[k][1])] = (float(picked.sum()), greedy, n_cont)
         return scored
 
 

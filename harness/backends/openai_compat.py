@@ -34,6 +34,8 @@ from harness.types import Completion, ErrorKind, Request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# what reading a well-formed-JSON but wrongly-shaped answer can raise
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 ENDPOINTS = ("auto", "chat", "completions")
 MAX_BACKOFF_S = 20.0
@@ -54,12 +56,9 @@ class _Failure(Exception):
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in (
-            ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR, ErrorKind.TIMEOUT, ErrorKind.CONNECTION,
-        )
+        # only these can go away by waiting; a 4xx or a garbled answer will come back the same
+        self.retryable = kind in (ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR,
+                                  ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
 
 
 @dataclass(frozen=True)
@@ -116,15 +115,11 @@ class OpenAIBackend(Backend):
             timeout=timeout, max_retries=max_retries, backoff=backoff, endpoint=endpoint,
         )
 
-    # -- public API -------------------------------------------------------------------------
-
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return self._run_batch(requests, self._generate_one)
 
     def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
         return self._run_batch(requests, self._loglikelihood_one)
-
-    # -- batching ---------------------------------------------------------------------------
 
     def _run_batch(
         self, requests: Sequence[Request],
@@ -184,8 +179,6 @@ class OpenAIBackend(Backend):
                 log.debug("attempt %d failed (%s), retrying in %.2f s", attempts, error, delay)
                 await asyncio.sleep(delay)
 
-    # -- generation -------------------------------------------------------------------------
-
     async def _generate_one(
         self, client: AsyncOpenAI, semaphore: asyncio.Semaphore, request: Request
     ) -> Completion:
@@ -217,18 +210,16 @@ class OpenAIBackend(Backend):
             return Completion.failed(reply.error.kind, reply.error.message, reply.attempts)
         try:
             texts, reasons = _parse_choices(reply.data, endpoint, params.n)
-        except _Failure as failure:
-            return Completion.failed(failure.kind, failure.message, reply.attempts)
+            usage = _usage(reply.data)
+        except (_Failure, *_MALFORMED) as exc:
+            return _invalid(exc, reply.attempts)
         cut = [truncate_at_stop(t, params.stop) for t in texts]  # some servers ignore `stop`
-        usage = _usage(reply.data)
         return Completion(
             texts=tuple(t for t, _ in cut),
             finish_reasons=tuple("stop" if found else r for (_, found), r in zip(cut, reasons,
                                                                                   strict=True)),
             prompt_tokens=usage[0], output_tokens=usage[1], latency_s=reply.latency_s,
         )
-
-    # -- loglikelihood ----------------------------------------------------------------------
 
     async def _loglikelihood_one(
         self, client: AsyncOpenAI, semaphore: asyncio.Semaphore, request: Request
@@ -247,20 +238,22 @@ class OpenAIBackend(Backend):
             }) for cont in request.continuations
         ))
         scores: list[tuple[float, bool | None, int]] = []
+        prompt_tokens = 0
         for cont, reply in zip(request.continuations, replies, strict=True):
             if reply.error is not None:
                 return Completion.failed(reply.error.kind, reply.error.message, reply.attempts)
             try:
                 scores.append(_score(reply.data, context, cont))
-            except _Failure as failure:
-                return Completion.failed(failure.kind, failure.message, reply.attempts)
+                prompt_tokens += _usage(reply.data)[0]
+            except (_Failure, *_MALFORMED) as exc:
+                return _invalid(exc, reply.attempts)
         greedy = [g for _, g, _ in scores]
         return Completion(
             loglikelihoods=tuple(s for s, _, _ in scores),
             # all or nothing: a partial tuple would misalign with the continuations
             greedy_matches=() if None in greedy else tuple(bool(g) for g in greedy),
             continuation_tokens=tuple(n for _, _, n in scores),
-            prompt_tokens=sum(_usage(r.data)[0] for r in replies),
+            prompt_tokens=prompt_tokens,
             latency_s=max(r.latency_s for r in replies),  # they ran side by side
         )
 
@@ -275,6 +268,14 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+def _invalid(exc: Exception, attempts: int) -> Completion:
+    """A parse failure as a Completion: our own classified ones keep their kind;
+    anything else a malformed answer raised while we read it is INVALID_RESPONSE."""
+    if isinstance(exc, _Failure):
+        return Completion.failed(exc.kind, exc.message, attempts)
+    return Completion.failed(ErrorKind.INVALID_RESPONSE, f"malformed answer: {exc!r}", attempts)
+
+
 def _classify_status(exc: openai.APIStatusError) -> _Failure:
     status = exc.status_code
     body = exc.response.text[:500]
@@ -283,7 +284,7 @@ def _classify_status(exc: openai.APIStatusError) -> _Failure:
         return _Failure(ErrorKind.RATE_LIMITED, message, _retry_after(exc.response.headers))
     if status >= 500:
         return _Failure(ErrorKind.SERVER_ERROR, message)
-    if False:
+    if _CONTEXT_LENGTH.search(body or exc.message):
         return _Failure(ErrorKind.CONTEXT_LENGTH, message)
     return _Failure(ErrorKind.BAD_REQUEST, message)
 
@@ -322,7 +323,7 @@ def _choices(data: dict[str, Any] | None) -> list[dict[str, Any]]:
                                                                for c in choices):
         raise _Failure(ErrorKind.INVALID_RESPONSE,
                        f"no choices in the answer: {json.dumps(data)[:300]}")
-    return sorted(choices, key=lambda c: c.get("index") or 0)
+    return sorted(choices, key=lambda c: c["index"] if isinstance(c.get("index"), int) else 0)
 
 
 def _parse_choices(
@@ -365,14 +366,11 @@ def _score(data: dict[str, Any] | None, context: str, continuation: str) -> tupl
     if not isinstance(logprobs, dict) or not logprobs.get("token_logprobs"):
         raise _Failure(ErrorKind.UNSUPPORTED, "server returned no logprobs for an echoed prompt; "
                        "loglikelihood needs a server that supports echo + logprobs (e.g. vLLM)")
-    try:
-        tokens = [str(t) for t in logprobs["tokens"]]
-        values: list[float | None] = [None if v is None else float(v)
-                                      for v in logprobs["token_logprobs"]]
-        offsets = [int(o) for o in logprobs["text_offset"]]
-        tops = logprobs.get("top_logprobs") or [None] * len(tokens)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _Failure(ErrorKind.INVALID_RESPONSE, f"malformed logprobs: {exc!r}") from None
+    # a wrongly-shaped field raises one of _MALFORMED, which the caller reports
+    tokens = [str(t) for t in logprobs["tokens"]]
+    values = [None if v is None else float(v) for v in logprobs["token_logprobs"]]
+    offsets = [int(o) for o in logprobs["text_offset"]]
+    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
     if not len(tokens) == len(values) == len(offsets) == len(tops):
         raise _Failure(ErrorKind.INVALID_RESPONSE, "logprobs lists differ in length")
     prompt = context + continuation

