@@ -3,89 +3,45 @@
 A single SQLite file in WAL mode holds the whole pipeline. Writes that belong
 together go in one transaction, so a crash (even kill -9) leaves whole rows
 only, and a rerun finds exactly what is done by looking for request keys.
+
+``Store`` is assembled from one mixin per area of the pipeline (``runs.py``
+for runs and their answers; later stages add theirs), all sharing this
+connection, these migrations and this transaction helper.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
-from harness.errors import RunNotFoundError, StoreError
+from harness.errors import StoreError
 from harness.store.migrations import MIGRATIONS
-from harness.types import (
-    BackendError,
-    Completion,
-    ErrorKind,
-    MetricSummary,
-    Request,
-    Sample,
-)
+from harness.store.records import RunRecord, ScoreRow, StoredSample, utc_now
+from harness.store.runs import RunTables
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    model: str
-    suite: str
-    suite_hash: str
-    status: str
-    limit_n: int | None
-    seed: int
-    n_samples: int
-    manifest: dict[str, Any]
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class StoredSample:
-    sample: Sample
-    position: int
-    request_key: str
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    sample_id: str
-    metric: str
-    value: float
-    extracted: str | None
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-class Store:
+class Store(RunTables):
     """A connection to one evalarena database, migrated to the current schema."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                               check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(f"{self.path}: not a usable evalarena database ({exc})") from exc
 
-    # -- plumbing ---------------------------------------------------------
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
@@ -114,204 +70,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- runs -------------------------------------------------------------
-    def upsert_run(self, run: RunRecord) -> None:
-        """Create the run, or mark an existing one as running again (a resume)."""
-        with self.transaction():
-            self.conn.execute(
-                """INSERT INTO runs (id, model, suite, suite_hash, status, limit_n, seed,
-                       n_samples, manifest, created_at, updated_at)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT(id) DO UPDATE SET status=excluded.status,
-                       manifest=excluded.manifest, updated_at=excluded.updated_at""",
-                (run.id, run.model, run.suite, run.suite_hash, run.status, run.limit_n,
-                 run.seed, run.n_samples, _dumps(run.manifest), run.created_at,
-                 run.updated_at),
-            )
-
-    def set_run_status(self, run_id: str, status: str) -> None:
-        with self.transaction():
-            self.conn.execute(
-                "UPDATE runs SET status=?, updated_at=? WHERE id=?", (status, utc_now(), run_id)
-            )
-
-    def get_run(self, run_id: str) -> RunRecord:
-        """A run by id or unique id prefix."""
-        rows = list(self.db.query(
-            "SELECT * FROM runs WHERE id LIKE ? ORDER BY created_at", [run_id + "%"]
-        ))
-        if len(rows) != 1:
-            raise RunNotFoundError(run_id, str(self.path))
-        return _run_from_row(rows[0])
-
-    def list_runs(self) -> list[RunRecord]:
-        return [_run_from_row(r) for r in self.db.query("SELECT * FROM runs ORDER BY created_at")]
-
-    # -- samples and requests ---------------------------------------------
-    def add_run_samples(self, run_id: str, items: Sequence[tuple[Sample, Request]]) -> None:
-        """Record a run's samples and their requests (idempotent)."""
-        now = utc_now()
-        with self.transaction():
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO requests (key, kind, model, payload, created_at) "
-                "VALUES (?,?,?,?,?)",
-                [(r.key, r.kind.value, r.model, _dumps(r.to_dict()), now) for _, r in items],
-            )
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO run_samples (run_id, sample_id, position, request_key, "
-                "doc, target, choices) VALUES (?,?,?,?,?,?,?)",
-                [(run_id, s.id, i, r.key, _dumps(s.doc), _dumps(s.target),
-                  _dumps(list(s.choices))) for i, (s, r) in enumerate(items)],
-            )
-
-    def run_samples(self, run_id: str) -> list[StoredSample]:
-        rows = self.db.query(
-            "SELECT * FROM run_samples WHERE run_id=? ORDER BY position", [run_id]
-        )
-        return [
-            StoredSample(
-                Sample(r["sample_id"], json.loads(r["doc"]), json.loads(r["target"]),
-                       tuple(json.loads(r["choices"] or "[]"))),
-                r["position"], r["request_key"],
-            )
-            for r in rows
-        ]
-
-    def get_request(self, key: str) -> Request:
-        row = self.conn.execute("SELECT payload FROM requests WHERE key=?", (key,)).fetchone()
-        if row is None:
-            raise KeyError(key)
-        return Request.from_dict(json.loads(row[0]))
-
-    # -- completions --------------------------------------------------------
-    def completed_keys(self, keys: Iterable[str]) -> set[str]:
-        done: set[str] = set()
-        for chunk in _chunks(list(keys), 500):
-            marks = ",".join("?" * len(chunk))
-            done.update(r[0] for r in self.conn.execute(
-                f"SELECT request_key FROM completions WHERE request_key IN ({marks})", chunk))
-        return done
-
-    def save_completions(
-        self, run_id: str, backend: str, results: Sequence[tuple[str, Completion]]
-    ) -> None:
-        """Store answers and errors of one batch in one transaction."""
-        now = utc_now()
-        ok = [(k, c) for k, c in results if c.ok]
-        failed = [(k, c.error) for k, c in results if c.error is not None]
-        with self.transaction():
-            self.conn.executemany(
-                """INSERT OR IGNORE INTO completions (request_key, texts, finish_reasons,
-                       loglikelihoods, greedy_matches, continuation_tokens, prompt_tokens,
-                       output_tokens, latency_s, backend, run_id, created_at)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
-                [(k, _dumps(list(c.texts)), _dumps(list(c.finish_reasons)),
-                  _dumps(list(c.loglikelihoods)), _dumps(list(c.greedy_matches)),
-                  _dumps(list(c.continuation_tokens)), c.prompt_tokens, c.output_tokens,
-                  c.latency_s, backend, run_id, now) for k, c in ok],
-            )
-            self.conn.executemany(
-                "INSERT INTO request_errors (request_key, run_id, kind, message, attempts, "
-                "created_at) VALUES (?,?,?,?,?,?)",
-                [(k, run_id, e.kind.value, e.message, e.attempts, now) for k, e in failed],
-            )
-
-    def completions(self, keys: Iterable[str]) -> dict[str, Completion]:
-        found: dict[str, Completion] = {}
-        for chunk in _chunks(list(keys), 500):
-            marks = ",".join("?" * len(chunk))
-            for r in self.db.query(
-                f"SELECT * FROM completions WHERE request_key IN ({marks})", chunk
-            ):
-                found[r["request_key"]] = Completion(
-                    texts=tuple(json.loads(r["texts"])),
-                    finish_reasons=tuple(json.loads(r["finish_reasons"])),
-                    loglikelihoods=tuple(json.loads(r["loglikelihoods"])),
-                    greedy_matches=tuple(json.loads(r["greedy_matches"])),
-                    continuation_tokens=tuple(json.loads(r["continuation_tokens"])),
-                    prompt_tokens=r["prompt_tokens"],
-                    output_tokens=r["output_tokens"],
-                    latency_s=r["latency_s"],
-                )
-        return found
-
-    def latest_errors(self, run_id: str) -> dict[str, BackendError]:
-        """The last recorded error of each of the run's requests that has no answer."""
-        rows = self.db.query(
-            """SELECT e.request_key, e.kind, e.message, e.attempts FROM request_errors e
-               JOIN run_samples s ON s.request_key = e.request_key AND s.run_id = ?
-               LEFT JOIN completions c ON c.request_key = e.request_key
-               WHERE c.request_key IS NULL ORDER BY e.id""",
-            [run_id],
-        )
-        return {
-            r["request_key"]: BackendError(ErrorKind(r["kind"]), r["message"], r["attempts"])
-            for r in rows
-        }
-
-    # -- scores -------------------------------------------------------------
-    def replace_scores(
-        self, run_id: str, scores: Sequence[ScoreRow], summaries: Sequence[MetricSummary]
-    ) -> None:
-        """Scoring is cheap and deterministic, so it is redone whole each time."""
-        with self.transaction():
-            self.conn.execute("DELETE FROM scores WHERE run_id=?", (run_id,))
-            self.conn.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
-            self.conn.executemany(
-                "INSERT INTO scores (run_id, sample_id, metric, value, extracted) "
-                "VALUES (?,?,?,?,?)",
-                [(run_id, s.sample_id, s.metric, s.value, s.extracted) for s in scores],
-            )
-            self.conn.executemany(
-                "INSERT INTO metrics (run_id, metric, value, ci_low, ci_high, n, n_errors) "
-                "VALUES (?,?,?,?,?,?,?)",
-                [(run_id, m.metric, m.value, m.ci_low, m.ci_high, m.n, m.n_errors)
-                 for m in summaries],
-            )
-
-    def metric_summaries(self, run_id: str) -> list[MetricSummary]:
-        return [
-            MetricSummary(r["metric"], r["value"], r["ci_low"], r["ci_high"], r["n"],
-                          r["n_errors"])
-            for r in self.db.query(
-                "SELECT * FROM metrics WHERE run_id=? ORDER BY metric", [run_id])
-        ]
-
-    def scores(self, run_id: str) -> list[ScoreRow]:
-        return [
-            ScoreRow(r["sample_id"], r["metric"], r["value"], r["extracted"])
-            for r in self.db.query(
-                "SELECT * FROM scores WHERE run_id=? ORDER BY sample_id, metric", [run_id])
-        ]
-
-    def export_rows(self, run_id: str) -> Iterator[dict[str, Any]]:
-        """One flat row per sample: prompt, answer, scores, error. For export."""
-        scores: dict[str, dict[str, float]] = {}
-        extracted: dict[str, str | None] = {}
-        for s in self.scores(run_id):
-            scores.setdefault(s.sample_id, {})[s.metric] = s.value
-            extracted.setdefault(s.sample_id, s.extracted)
-        samples = self.run_samples(run_id)
-        keys = [s.request_key for s in samples]
-        answers = self.completions(keys)
-        errors = self.latest_errors(run_id)
-        for stored in samples:
-            key = stored.request_key
-            completion = answers.get(key)
-            error = errors.get(key) if completion is None else None
-            yield {
-                "run_id": run_id,
-                "sample_id": stored.sample.id,
-                "request_key": key,
-                "request": self.get_request(key).to_dict(),
-                "target": stored.sample.target,
-                "texts": list(completion.texts) if completion else None,
-                "loglikelihoods": list(completion.loglikelihoods) if completion else None,
-                "extracted": extracted.get(stored.sample.id),
-                "scores": scores.get(stored.sample.id, {}),
-                "error": f"{error.kind.value}: {error.message}" if error else None,
-            }
-
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
@@ -327,12 +85,4 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def _run_from_row(row: dict[str, Any]) -> RunRecord:
-    data = dict(row)
-    data["manifest"] = json.loads(data["manifest"])
-    return RunRecord(**data)
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+__all__ = ["RunRecord", "ScoreRow", "Store", "StoredSample", "utc_now"]
