@@ -35,6 +35,8 @@ class DataSource(BaseModel):
     hf: HubDataset | None = None
     id_field: str | None = None  # default: the row's position
     skip_rows: int = 0  # leading rows that are not data (stray headers)
+    # drop rows whose field has one of these values (e.g. header rows inside the data)
+    exclude: dict[str, list[str]] = {}
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
@@ -75,7 +77,8 @@ def load_rows(source: DataSource, suite_file: Path, field: str = "data") -> list
             rows = _read_file(path)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise DataError(str(suite_file), f"{field}.path", f"cannot read {path}: {exc}") from exc
-    rows = rows[source.skip_rows:]
+    rows = [row for row in rows[source.skip_rows:]
+            if not any(str(row.get(f)) in values for f, values in source.exclude.items())]
     if not rows:
         raise DataError(str(suite_file), field, "the data source has no rows")
     return rows

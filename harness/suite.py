@@ -44,6 +44,7 @@ class PromptConfig(_Strict):
     system: str | None = None
     user: str | None = None
     text: str | None = None
+    preamble: str | None = None  # text prompts: rendered once, before the few-shot examples
 
 
 class ChoicesConfig(_Strict):
@@ -58,6 +59,7 @@ class FewshotConfig(_Strict):
     seed: int = 1234
     data: DataSource | None = None  # default: the suite's own rows, minus the item itself
     answer: str | None = None  # template of an example's answer; default: the right choice
+    same_field: str | None = None  # draw examples only from rows sharing this field's value
     separator: str = "\n\n"
 
 
@@ -169,6 +171,8 @@ def _check_shape(config: SuiteConfig, source: str) -> None:
         raise SuiteError(source, "prompt", "give either 'user' (chat) or 'text' (plain)")
     if prompt.text is not None and prompt.system is not None:
         raise SuiteError(source, "prompt.system", "a plain 'text' prompt has no system message")
+    if prompt.preamble is not None and prompt.text is None:
+        raise SuiteError(source, "prompt.preamble", "a chat prompt uses 'system' instead")
     if config.kind == "multiple_choice":
         choices = config.choices
         if choices is None or (choices.field is None) == (choices.fields is None):
@@ -200,6 +204,9 @@ def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]
     fields = set.intersection(*(set(r) for r in rows[:1000]))
     if config.data.id_field is not None and config.data.id_field not in fields:
         raise SuiteError(source, "data.id_field", f"the data has no field {config.data.id_field!r}")
+    same_field = config.fewshot.same_field if config.fewshot else None
+    if same_field is not None and same_field not in fields:
+        raise SuiteError(source, "fewshot.same_field", f"the data has no field {same_field!r}")
     if config.choices is not None:
         for name in config.choices.fields or [config.choices.field or ""]:
             if name not in fields:
@@ -209,7 +216,8 @@ def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]
             parsed = _ENV.parse(text)
         except jinja2.TemplateSyntaxError as exc:
             raise SuiteError(source, where, f"template syntax error: {exc.message}") from None
-        allowed = fields | _BUILTINS | ({"choice"} if where == "choices.template" else set())
+        allowed = fields | _BUILTINS | ({"choice", "label"} if where == "choices.template"
+                                        else set())
         if where == "fewshot.answer":
             allowed = allowed & (set.intersection(*(set(r) for r in fewshot_rows[:1000]))
                                  | _BUILTINS)
@@ -249,11 +257,12 @@ def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
         target = _render(source, "target", config.target, context, sample_id).strip()
         sample = Sample(sample_id, row, _target_value(config, target, choices, source, sample_id),
                         choices)
-        shots = _fewshot(suite, sample_id)
+        shots = _fewshot(suite, sample_id, row)
         if config.kind == "multiple_choice":
             continuations = tuple(
                 _render(source, "choices.template", config.choices.template,  # type: ignore[union-attr]
-                        {**context, "choice": c}, sample_id) for c in choices)
+                        _choice_context(config, context, choices, i), sample_id)
+                for i in range(len(choices)))
             request = _request(suite, RequestKind.LOGLIKELIHOOD, model_id, context, shots,
                                sample_id, params, continuations)
         else:
@@ -274,8 +283,10 @@ def _request(suite: Suite, kind: RequestKind, model_id: str, context: dict[str, 
         separator = suite.config.fewshot.separator if suite.config.fewshot else ""
         parts = [q + a for q, a in examples]
         parts.append(_render(source, "prompt.text", prompt.text, context, sample_id))
-        return Request(kind, model_id, text=separator.join(parts), continuations=continuations,
-                       params=params)
+        preamble = ("" if prompt.preamble is None else
+                    _render(source, "prompt.preamble", prompt.preamble, context, sample_id))
+        return Request(kind, model_id, text=preamble + separator.join(parts),
+                       continuations=continuations, params=params)
     messages: list[Message] = []
     if prompt.system is not None:
         messages.append(Message("system", _render(source, "prompt.system", prompt.system,
@@ -306,10 +317,18 @@ def _shot_answer(suite: Suite, row: dict[str, Any], sample_id: str) -> str:
     index = _target_value(config, target, choices, str(suite.file), sample_id)
     assert config.choices is not None and isinstance(index, int)
     return _render(str(suite.file), "choices.template", config.choices.template,
-                   {**context, "choice": choices[index]}, sample_id)
+                   _choice_context(config, context, choices, index), sample_id)
 
 
-def _fewshot(suite: Suite, sample_id: str) -> list[dict[str, Any]]:
+def _choice_context(config: SuiteConfig, context: dict[str, Any], choices: tuple[str, ...],
+                    index: int) -> dict[str, Any]:
+    """A choice template sees the choice's text and its label (A, B, ... or its index)."""
+    labels = (config.choices.labels if config.choices else None) or []
+    label = labels[index] if index < len(labels) else str(index)
+    return {**context, "choice": choices[index], "label": label}
+
+
+def _fewshot(suite: Suite, sample_id: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     """Examples for one item: seeded per item, so they do not depend on --limit."""
     fewshot = suite.config.fewshot
     if fewshot is None:
@@ -319,6 +338,9 @@ def _fewshot(suite: Suite, sample_id: str) -> list[dict[str, Any]]:
     if pool is suite.rows:  # never show an item its own answer
         pool = [r for i, r in enumerate(pool)
                 if (str(r[id_field]) if id_field else str(i)) != sample_id]
+    if fewshot.same_field is not None:
+        value = row[fewshot.same_field]
+        pool = [r for r in pool if r.get(fewshot.same_field) == value]
     rng = random.Random(f"{fewshot.seed}:{sample_id}")
     return rng.sample(pool, min(fewshot.n, len(pool)))
 

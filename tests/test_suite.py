@@ -122,6 +122,13 @@ def test_shipped_suites_load_and_build(tmp_path: Path) -> None:
         assert len(suite.rows) == count
         items = build_requests(suite, "m", 5, 0)
         assert len(items) == 5 and len({r.key for _, r in items}) == 5
+    mmlu_suite = load_suite("mmlu")
+    assert len(mmlu_suite.rows) == 14042  # 14,044 lines less two stray header rows
+    sample, request = build_requests(mmlu_suite, "m", 1, 0)[0]
+    assert request.continuations == (" A", " B", " C", " D")
+    assert request.text is not None and request.text.count("The following are") == 1
+    assert request.text.count("\nAnswer:") == 6  # five examples and the item
+    assert f"about {sample.doc['topic']}." in request.text
     gsm = build_requests(load_suite("gsm8k"), "m", 1, 0)[0]
     assert gsm[1].text is not None and gsm[1].text.count("Question:") == 9  # 8 shots + item
     assert gsm[0].target == gsm[0].doc["answer"].split("####")[-1].strip()
