@@ -87,3 +87,22 @@ def test_trailing_space_moves_to_the_continuation(embedded_backend) -> None:
                     continuations=(" Paris",))
     a, b = embedded_backend.loglikelihood([spaced, plain])
     assert a.loglikelihoods == pytest.approx(b.loglikelihoods, abs=1e-4)
+
+
+def test_shared_context_scoring_equals_one_row_per_choice(embedded_backend, monkeypatch) -> None:
+    """The fast path (context run once, choices on its cache) must not change any number."""
+    from harness.backends import hf_scoring
+    from harness.runner import plan_run
+
+    requests = [r for _, r in plan_run("hellaswag", "smollm2-135m", limit=4).items]
+    requests += [r for _, r in plan_run("mmlu", "smollm2-135m", limit=2).items]
+    items_shared = [len(embedded_backend.encode_prompt(r)) >= hf_scoring.MIN_SHARED_CONTEXT
+                    for r in requests]
+    assert all(items_shared)
+    shared = embedded_backend.loglikelihood(requests)
+    monkeypatch.setattr(hf_scoring.ScoringItem, "shareable", lambda self, limit: False)
+    plain = embedded_backend.loglikelihood(requests)
+    for a, b in zip(shared, plain, strict=True):
+        assert a.loglikelihoods == pytest.approx(b.loglikelihoods, abs=1e-3)
+        assert a.greedy_matches == b.greedy_matches
+        assert a.continuation_tokens == b.continuation_tokens

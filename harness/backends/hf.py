@@ -24,10 +24,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from harness.backends import ModelSpec
 from harness.backends.base import Backend, truncate_at_stop
+from harness.backends.hf_scoring import ScoringItem, score_items
 from harness.types import Completion, ErrorKind, GenerationParams, Request
-
-# how many (context, continuation) tokens one loglikelihood forward pass may hold
-_LL_TOKEN_BUDGET = 16384
 
 
 class TransformersBackend(Backend):
@@ -188,84 +186,40 @@ class TransformersBackend(Backend):
 
     # -- loglikelihood ----------------------------------------------------
     def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
-        pairs: list[tuple[int, int, list[int], int]] = []  # (request, choice, ids, n_cont)
-        encoded_prompts: list[int] = []
-        for r_index, request in enumerate(requests):
+        """Score every continuation; contexts are run once and shared by their choices."""
+        items: list[ScoringItem] = []
+        for request in requests:
             context = self.render_chat(request) if request.messages is not None else request.text
             assert context is not None
             special = request.messages is None
-            ctx_ids = self._encode(context, special)
-            encoded_prompts.append(len(ctx_ids))
-            for c_index, continuation in enumerate(request.continuations):
-                ctx, cont = _move_trailing_space(context, continuation)
-                ctx_ids = self._encode(ctx, special)
-                whole = self._encode(ctx + cont, special)
-                n_cont = max(len(whole) - len(ctx_ids), 1)
-                pairs.append((r_index, c_index, whole[-(self.max_length + 1):], n_cont))
+            ctx, _ = _move_trailing_space(context, "")
+            ctx_ids = self._encode(ctx, special)
+            wholes = [self._encode(ctx + _move_trailing_space(context, c)[1], special)
+                      for c in request.continuations]
+            items.append(ScoringItem(ctx_ids, wholes))
         started = time.perf_counter()
         try:
-            scored = self._score_pairs(pairs)
+            scored = score_items(self.model, items, self.pad_id, self.max_length,
+                                 self.batch_size, self.device)
         except Exception as exc:
             return [
                 Completion.failed(ErrorKind.BACKEND_CRASH, f"{type(exc).__name__}: {exc}")
                 for _ in requests
             ]
         latency = time.perf_counter() - started
-        out = []
-        for r_index, request in enumerate(requests):
-            picks = [scored[(r_index, c)] for c in range(len(request.continuations))]
-            out.append(Completion(
-                loglikelihoods=tuple(p[0] for p in picks),
-                greedy_matches=tuple(p[1] for p in picks),
-                continuation_tokens=tuple(p[2] for p in picks),
-                prompt_tokens=encoded_prompts[r_index],
+        return [
+            Completion(
+                loglikelihoods=tuple(c.logprob for c in choices),
+                greedy_matches=tuple(c.greedy for c in choices),
+                continuation_tokens=tuple(c.n_tokens for c in choices),
+                prompt_tokens=len(item.context),
                 latency_s=latency,
-            ))
-        return out
+            )
+            for item, choices in zip(items, scored, strict=True)
+        ]
 
     def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
-
-    @torch.inference_mode()
-    def _score_pairs(
-        self, pairs: list[tuple[int, int, list[int], int]]
-    ) -> dict[tuple[int, int], tuple[float, bool, int]]:
-        """Sum of continuation token log-probs.
-
-        Rows are left-padded so every continuation ends at the last column; the
-        model then projects only the last few positions onto the vocabulary
-        (``logits_to_keep``) instead of every position, which is most of the
-        cost with a large vocabulary. Longest rows first packs batches tightly.
-        """
-        order = sorted(range(len(pairs)), key=lambda k: -len(pairs[k][2]))
-        scored: dict[tuple[int, int], tuple[float, bool, int]] = {}
-        start = 0
-        while start < len(order):
-            width = len(pairs[order[start]][2]) - 1
-            size = max(1, min(self.batch_size * 4, _LL_TOKEN_BUDGET // max(width, 1)))
-            chunk = order[start:start + size]
-            start += size
-            inputs = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            attention = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, k in enumerate(chunk):
-                ids = pairs[k][2][:-1]
-                inputs[row, width - len(ids):] = torch.tensor(ids)
-                attention[row, width - len(ids):] = 1
-            positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-            keep = max(min(pairs[k][3], len(pairs[k][2]) - 1) for k in chunk)
-            logits = self.model(
-                input_ids=inputs.to(self.device), attention_mask=attention.to(self.device),
-                position_ids=positions.to(self.device), logits_to_keep=keep,
-            ).logits.float()
-            for row, k in enumerate(chunk):
-                _, _, ids, n_cont = pairs[k]
-                n_cont = min(n_cont, len(ids) - 1)
-                logprobs = torch.log_softmax(logits[row, keep - n_cont:], dim=-1)
-                targets = torch.tensor(ids[-n_cont:], device=logprobs.device)
-                picked = logprobs.gather(1, targets[:, None]).squeeze(1)
-                greedy = bool((logprobs.argmax(dim=-1) == targets).all())
-                scored[(pairs[k][0], pairs[k][1])] = (float(picked.sum()), greedy, n_cont)
-        return scored
 
 
 def _move_trailing_space(context: str, continuation: str) -> tuple[str, str]:

@@ -231,10 +231,12 @@ class OpenAIBackend(Backend):
                 "the server's chat template to chat messages",
             )
         context = request.text
+        # max_tokens=1, not 0: several servers reject 0 (transformers serve answers 500),
+        # and _score ignores the one generated token that follows the echoed prompt
         replies = await asyncio.gather(*(
             self._post(client, semaphore, "completions", {
                 "model": self.model_name, "prompt": context + cont, "echo": True,
-                "logprobs": 1, "max_tokens": 0,
+                "logprobs": 1, "max_tokens": 1,
             }) for cont in request.continuations
         ))
         scores: list[tuple[float, bool | None, int]] = []

@@ -1,0 +1,155 @@
+"""Log-likelihood of continuations on a local causal LM.
+
+The expensive part of a multiple-choice question is its context (few-shot
+examples, the question); the choices are a few tokens each. So each context is
+run once, its key/value cache is copied to one row per choice, and only the
+choices' own tokens are run on top of it. For one-token choices (MMLU's answer
+letters) the context pass alone gives every answer.
+
+Tokenisation follows the usual convention: the continuation's tokens are those
+of ``encode(context + continuation)`` after ``len(encode(context))``. When that
+prefix is not exactly ``encode(context)`` (a merge across the boundary) or the
+text is longer than the model's window, the item is scored the plain way, one
+full row per choice, left-truncated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# how many tokens one forward pass may hold (bounds memory with large vocabularies)
+TOKEN_BUDGET = 16384
+# below this, a context is cheaper to repeat per choice than to run as a second pass
+MIN_SHARED_CONTEXT = 32
+
+
+@dataclass(frozen=True)
+class ScoringItem:
+    context: list[int]  # token ids of the context
+    wholes: list[list[int]]  # token ids of context + each continuation
+
+    def shareable(self, max_length: int) -> bool:
+        n = len(self.context)
+        return n >= MIN_SHARED_CONTEXT and all(
+            len(w) > n and w[:n] == self.context and len(w) <= max_length for w in self.wholes
+        )
+
+
+@dataclass(frozen=True)
+class ChoiceScore:
+    logprob: float
+    greedy: bool  # every continuation token is the argmax
+    n_tokens: int
+
+
+def score_items(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
+                max_length: int, batch_size: int, device: torch.device) -> list[list[ChoiceScore]]:
+    results: list[list[ChoiceScore] | None] = [None] * len(items)
+    shared = [i for i, item in enumerate(items) if item.shareable(max_length)]
+    plain = [i for i, item in enumerate(items) if not item.shareable(max_length)]
+    # longest contexts first, so a batch holds similar lengths
+    shared.sort(key=lambda i: -len(items[i].context))
+    start = 0
+    while start < len(shared):
+        width = len(items[shared[start]].context)
+        size = max(1, min(batch_size * 4, TOKEN_BUDGET // max(width, 1)))
+        chunk = shared[start:start + size]
+        start += size
+        for i, scores in zip(chunk, _score_shared(model, [items[i] for i in chunk], pad_id,
+                                                  device), strict=True):
+            results[i] = scores
+    if plain:
+        for i, scores in zip(plain, _score_plain(model, [items[i] for i in plain], pad_id,
+                                                 max_length, batch_size, device), strict=True):
+            results[i] = scores
+    return [r for r in results if r is not None]
+
+
+def _left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, tokens in enumerate(rows):
+        ids[row, width - len(tokens):] = torch.tensor(tokens)
+        mask[row, width - len(tokens):] = 1
+    return ids, mask
+
+
+def _choice_score(logprobs: torch.Tensor, targets: list[int]) -> ChoiceScore:
+    """``logprobs[k]`` is the distribution that predicts ``targets[k]``."""
+    target = torch.tensor(targets, device=logprobs.device)
+    picked = logprobs.gather(1, target[:, None]).squeeze(1)
+    greedy = bool((logprobs.argmax(dim=-1) == target).all())
+    return ChoiceScore(float(picked.sum()), greedy, len(targets))
+
+
+@torch.inference_mode()
+def _score_shared(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
+                  device: torch.device) -> list[list[ChoiceScore]]:
+    ids, mask = _left_padded([item.context for item in items], pad_id)
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                position_ids=positions.to(device), use_cache=True, logits_to_keep=1)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each choice's 1st token
+    conts = [[w[len(item.context):] for w in item.wholes] for item in items]
+    rows = [(b, j) for b, choices in enumerate(conts) for j in range(len(choices))]
+    longest = max(len(c) for choices in conts for c in choices)
+    later: torch.Tensor | None = None
+    if longest > 1:  # run the choices' remaining tokens on copies of the context cache
+        cache = out.past_key_values
+        cache.reorder_cache(torch.tensor([b for b, _ in rows], device=device))
+        width = longest - 1
+        tail = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        tail_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (b, j) in enumerate(rows):
+            tokens = conts[b][j][:-1]
+            if tokens:
+                tail[r, :len(tokens)] = torch.tensor(tokens)
+                tail_mask[r, :len(tokens)] = 1
+        index = torch.tensor([b for b, _ in rows])
+        full_mask = torch.cat([mask[index], tail_mask], dim=1)
+        tail_positions = mask.sum(dim=1)[index][:, None] + torch.arange(width)[None, :]
+        later = torch.log_softmax(model(
+            input_ids=tail.to(device), attention_mask=full_mask.to(device),
+            position_ids=tail_positions.to(device), past_key_values=cache, use_cache=True,
+        ).logits.float(), dim=-1)
+    scores: list[list[ChoiceScore]] = [[] for _ in items]
+    for r, (b, j) in enumerate(rows):
+        targets = conts[b][j]
+        dists = first[b][None, :]
+        if len(targets) > 1 and later is not None:
+            dists = torch.cat([dists, later[r, :len(targets) - 1]], dim=0)
+        scores[b].append(_choice_score(dists, targets))
+    return scores
+
+
+@torch.inference_mode()
+def _score_plain(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
+                 max_length: int, batch_size: int, device: torch.device
+                 ) -> list[list[ChoiceScore]]:
+    """One full row per choice; rows left-padded so continuations end in the last column."""
+    pairs = []  # (item, choice, ids truncated to the window, continuation length)
+    for i, item in enumerate(items):
+        for j, whole in enumerate(item.wholes):
+            n_cont = max(len(whole) - len(item.context), 1)
+            ids = whole[-(max_length + 1):]
+            pairs.append((i, j, ids, min(n_cont, len(ids) - 1)))
+    pairs.sort(key=lambda p: -len(p[2]))
+    scores: list[dict[int, ChoiceScore]] = [{} for _ in items]
+    start = 0
+    while start < len(pairs):
+        width = len(pairs[start][2]) - 1
+        size = max(1, min(batch_size * 4, TOKEN_BUDGET // max(width, 1)))
+        chunk = pairs[start:start + size]
+        start += size
+        ids, mask = _left_padded([p[2][:-1] for p in chunk], pad_id)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        keep = max(p[3] for p in chunk)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                       position_ids=positions.to(device), logits_to_keep=keep).logits.float()
+        for row, (i, j, tokens, n_cont) in enumerate(chunk):
+            logprobs = torch.log_softmax(logits[row, keep - n_cont:], dim=-1)
+            scores[i][j] = _choice_score(logprobs, tokens[-n_cont:])
+    return [[s[j] for j in range(len(s))] for s in scores]
