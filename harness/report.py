@@ -64,6 +64,9 @@ def results_table(title: str, summaries: Sequence[MetricSummary]) -> Table:
     for column in ("metric", "value", "95% CI", "n", "errors"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for s in summaries:
+        if s.n == 0:  # nothing answered: no value to show, only the errors
+            table.add_row(s.metric, "-", "-", "0", str(s.n_errors))
+            continue
         table.add_row(s.metric, f"{s.value:.4f}", f"[{s.ci_low:.4f}, {s.ci_high:.4f}]",
                       str(s.n), str(s.n_errors))
     return table

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.data import DataSource, fingerprint, load_rows
 from harness.errors import InputError, SuiteError
+from harness.judge.config import JudgeConfig, check_judge
 from harness.metrics import METRICS, Extraction
 from harness.types import GenerationParams, Message, Request, RequestKind, Sample
 
@@ -79,12 +80,13 @@ class SuiteConfig(_Strict):
     kind: Literal["generate", "multiple_choice"]
     data: DataSource
     prompt: PromptConfig
-    target: str  # template: the reference answer, or the right choice's index or label
+    target: str = ""  # template: the reference answer, or the right choice's index or label
     choices: ChoicesConfig | None = None
     fewshot: FewshotConfig | None = None
     generation: GenerationConfig = GenerationConfig()
     extract: Extraction = Extraction()
-    metrics: list[str]
+    metrics: list[str]  # may be empty for open-ended suites that only a judge scores
+    judge: JudgeConfig | None = None  # docs/judge.md; not part of the suite's hash
 
     @field_validator("metrics")
     @classmethod
@@ -109,8 +111,11 @@ class Suite:
 
     @property
     def hash(self) -> str:
+        # the judge block changes how answers are judged, not the answers: left out so
+        # that editing it never turns stored answers into a new run
         payload = json.dumps(
-            {"config": self.config.model_dump(mode="json"), "data": self.data_hash},
+            {"config": self.config.model_dump(mode="json", exclude={"judge"}),
+             "data": self.data_hash},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -161,6 +166,9 @@ def load_suite(name_or_path: str) -> Suite:
     if config.fewshot is not None and config.fewshot.data is not None:
         fewshot_rows = load_rows(config.fewshot.data, file, "fewshot.data")
     _check_templates(config, source, rows, fewshot_rows)
+    if config.judge is not None:
+        fields = set.intersection(*(set(r) for r in rows[:1000]))
+        check_judge(config.judge, config.kind, file, fields)
     data_hash = fingerprint(config.data, file)
     return Suite(config, file, rows, fewshot_rows, data_hash)
 

@@ -1,0 +1,1 @@
+"""The human review app: `evalarena review` (see docs/review.md)."""

@@ -1,6 +1,6 @@
 """OpenAIBackend against real HTTP servers on 127.0.0.1 that misbehave on purpose.
 
-Each test starts a small OpenAI-compatible server (stdlib ThreadingHTTPServer)
+Each test starts a small OpenAI-compatible server (``fault_server.FakeServer``)
 whose ``responder`` decides, per request, what to answer: JSON, an HTTP error,
 garbage, a hang, or a dropped connection. The server records every request so
 the tests can assert how many attempts the backend really made.
@@ -9,18 +9,15 @@ the tests can assert how many attempts the backend really made.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fault_server import Action, FakeServer, Responder, echo_answer, fail_first, fake_servers
 
 from harness.backends import load_backend, parse_model_spec
 from harness.backends.openai_compat import OpenAIBackend
@@ -34,137 +31,11 @@ from harness.types import (
     RequestKind,
 )
 
-# -- the fault-injecting server ---------------------------------------------------------------
-
-
-@dataclass
-class Action:
-    """What the server does with one request."""
-
-    status: int = 200
-    json: Any = None  # answer body as JSON ...
-    body: bytes | None = None  # ... or these raw bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds before answering (or before dropping)
-    drop: bool = False  # close the socket without any response
-
-
-@dataclass
-class Seen:
-    path: str
-    body: dict[str, Any]
-    headers: dict[str, str]
-    at: float
-
-
-Responder = Callable[[str, dict[str, Any], int], Action]  # (path, body, nth request on path)
-
-
-class FakeServer:
-    def __init__(self, responder: Responder) -> None:
-        self.responder = responder
-        self.seen: list[Seen] = []
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.stopping = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def count(self, path: str | None = None) -> int:
-        with self.lock:
-            return sum(1 for s in self.seen if path is None or s.path == path)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw or b"{}")
-                with server.lock:
-                    nth = sum(1 for s in server.seen if s.path == self.path)
-                    headers = {k.lower(): v for k, v in self.headers.items()}
-                    server.seen.append(Seen(self.path, body, headers, time.monotonic()))
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    action = server.responder(self.path, body, nth)
-                    if action.delay:
-                        server.stopping.wait(action.delay)
-                    if action.drop:
-                        self.close_connection = True
-                        return
-                    data = action.body if action.body is not None else json.dumps(
-                        action.json).encode()
-                    self.send_response(action.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in action.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up first
-                    pass
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-        return Handler
-
-    def __enter__(self) -> FakeServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()  # wake hanging handlers
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def echo_answer(path: str, body: dict[str, Any], nth: int = 0) -> Action:
-    """A well-behaved server: answers "echo: <prompt>" (n choices, suffix #i for i > 0)."""
-    prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
-    texts = [f"echo: {prompt}" + (f" #{i}" if i else "") for i in range(body.get("n") or 1)]
-    if path.endswith("/chat/completions"):
-        choices = [{"index": i, "message": {"role": "assistant", "content": t},
-                    "finish_reason": "stop"} for i, t in enumerate(texts)]
-    else:
-        choices = [{"index": i, "text": t, "finish_reason": "length"}
-                   for i, t in enumerate(texts)]
-    choices.reverse()  # the backend must order by index, not by position
-    return Action(json={"id": "x", "object": "chat.completion", "choices": choices,
-                        "usage": {"prompt_tokens": 7, "completion_tokens": 3}})
-
-
-def fail_first(k: int, action: Action) -> Responder:
-    """Answer ``action`` for the first k requests, then like a normal server."""
-    return lambda path, body, nth: action if nth < k else echo_answer(path, body)
-
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Responder], FakeServer]]:
-    servers: list[FakeServer] = []
-
-    def start(responder: Responder) -> FakeServer:
-        server = FakeServer(responder).__enter__()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.__exit__()
+    with fake_servers() as start:
+        yield start
 
 
 def backend_for(url: str, **options: object) -> OpenAIBackend:
@@ -436,22 +307,27 @@ TOKEN_LOGPROBS = {" Paris": -0.25, " London": -2.0, " town": -1.5}
 
 
 def logprob_answer(bos: str = "") -> Responder:
-    """Echo the prompt as whitespace-led tokens. Every token's logprob comes from
-    TOKEN_LOGPROBS (else -1.0); " Paris" is always the top-1 alternative."""
+    """Echo the prompt as whitespace-led tokens, then ``max_tokens`` generated
+    " Paris" tokens (as vLLM does; scoring must skip them). Every token's logprob
+    comes from TOKEN_LOGPROBS (else -1.0); " Paris" is always the top-1 alternative."""
 
     def answer(path: str, body: dict[str, Any], nth: int) -> Action:
         assert path == COMPLETIONS
         tokens = ([bos] if bos else []) + re.findall(r"\s*\S+", body["prompt"])
+        n_prompt = len(tokens)
+        generated = [" Paris"] * int(body.get("max_tokens") or 0)  # echoed after the prompt
+        tokens += generated
         offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
         values: list[float | None] = [TOKEN_LOGPROBS.get(t, -1.0) for t in tokens]
         values[0] = None  # nothing predicts the first token
         tops = [None if v is None else {t: v, " Paris": -0.25}
                 for t, v in zip(tokens, values, strict=True)]
-        choice = {"index": 0, "text": body["prompt"], "finish_reason": "length",
+        choice = {"index": 0, "text": body["prompt"] + "".join(generated),
+                  "finish_reason": "length",
                   "logprobs": {"tokens": tokens, "token_logprobs": values,
                                "text_offset": offsets, "top_logprobs": tops}}
-        return Action(json={"choices": [choice], "usage": {"prompt_tokens": len(tokens),
-                                                           "completion_tokens": 0}})
+        return Action(json={"choices": [choice], "usage": {
+            "prompt_tokens": n_prompt, "completion_tokens": len(generated)}})
 
     return answer
 
@@ -474,9 +350,9 @@ def test_loglikelihood_from_echoed_logprobs(serve: Callable[[Responder], FakeSer
     bodies = sorted((s.body for s in server.seen), key=lambda b: b["prompt"])
     assert bodies == [
         {"model": "test-model", "prompt": "The capital of France is London town", "echo": True,
-         "logprobs": 1, "max_tokens": 0},
+         "logprobs": 1, "max_tokens": 1},
         {"model": "test-model", "prompt": "The capital of France is Paris", "echo": True,
-         "logprobs": 1, "max_tokens": 0},
+         "logprobs": 1, "max_tokens": 1},
     ]
 
 

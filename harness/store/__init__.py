@@ -17,12 +17,15 @@ from pathlib import Path
 import sqlite_utils
 
 from harness.errors import StoreError
+from harness.store.judgments import JudgmentTables
 from harness.store.migrations import MIGRATIONS
+from harness.store.ratings import RatingTables
 from harness.store.records import RunRecord, ScoreRow, StoredSample, utc_now
+from harness.store.review import ReviewTables
 from harness.store.runs import RunTables
 
 
-class Store(RunTables):
+class Store(RunTables, ReviewTables, JudgmentTables, RatingTables):
     """A connection to one evalarena database, migrated to the current schema."""
 
     def __init__(self, path: str | Path) -> None:

@@ -77,55 +77,64 @@ MIGRATIONS: list[str] = [
     CREATE TABLE metrics (
         run_id TEXT NOT NULL REFERENCES runs(id),
         metric TEXT NOT NULL,
-        value REAL NOT NULL,
-        ci_low REAL NOT NULL,
-        ci_high REAL NOT NULL,
+        value REAL,                     -- NULL when no sample was scored (all failed)
+        ci_low REAL,
+        ci_high REAL,
         n INTEGER NOT NULL,
         n_errors INTEGER NOT NULL,
         PRIMARY KEY (run_id, metric)
     );
-    CREATE TABLE models (               -- named systems: local runs or imported answers
-        name TEXT PRIMARY KEY,
-        spec TEXT,                      -- model spec for local models, NULL for imports
-        origin TEXT NOT NULL,           -- local | imported
-        meta TEXT NOT NULL,             -- JSON
+    CREATE TABLE models (               -- named systems: contestants and judges
+        name TEXT PRIMARY KEY,          -- contestant label, import:<name>, or judge:<id>
+        spec TEXT,                      -- model identity; NULL for imported answers and juries
+        origin TEXT NOT NULL,           -- local | imported | judge
+        meta TEXT NOT NULL,             -- JSON: runs, import source, judge template/policy/members
         created_at TEXT NOT NULL
     );
-    CREATE TABLE judgments (
+    CREATE TABLE judgments (            -- one judge's verdict on one answer or one ordered pair
         id INTEGER PRIMARY KEY,
-        judge TEXT NOT NULL,            -- judge id (model spec + prompt template hash)
+        judge TEXT NOT NULL,            -- judge id: label + hash of model, template, settings
         mode TEXT NOT NULL,             -- single | pairwise
         suite TEXT NOT NULL,
         sample_id TEXT NOT NULL,
-        model_a TEXT NOT NULL,
+        model_a TEXT NOT NULL,          -- contestant name (the graded one when single)
         model_b TEXT,                   -- NULL for single grading
-        swapped INTEGER NOT NULL,       -- 1 when B was shown first
-        request_key TEXT,               -- the judge's own request, cached like any other
-        raw TEXT,                       -- the judge's text
-        outcome TEXT,                   -- parsed: score "1".."10" or a>>b|a>b|tie|b>a|b>>a
-        parse_error TEXT,               -- set when the verdict could not be parsed
-        created_at TEXT NOT NULL,
-        UNIQUE (judge, mode, suite, sample_id, model_a, model_b, swapped)
+        swapped INTEGER NOT NULL,       -- 1 when model_b's answer was shown first
+        run_a TEXT NOT NULL,            -- the runs whose answers were judged
+        run_b TEXT,
+        len_a INTEGER NOT NULL,         -- answer lengths in characters (length-bias report)
+        len_b INTEGER,
+        request_key TEXT NOT NULL REFERENCES requests(key),  -- the judge's first request
+        retry_key TEXT REFERENCES requests(key),  -- the retry after a malformed verdict
+        raw TEXT NOT NULL,              -- the judge's text that decided the row
+        outcome TEXT,                   -- score "1".."10", or a>>b|a>b|tie|b>a|b>>a (for model_a)
+        parse_error TEXT,               -- why no verdict could be read; such rows are excluded
+        created_at TEXT NOT NULL
     );
+    CREATE UNIQUE INDEX judgments_key ON judgments
+        (judge, mode, suite, sample_id, model_a, COALESCE(model_b, ''), swapped);
+    CREATE INDEX judgments_suite ON judgments(suite, sample_id);
     CREATE TABLE campaigns (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         kind TEXT NOT NULL,             -- pairwise | single
-        config TEXT NOT NULL,           -- JSON: models, suite, votes per item, rubric, guidelines
+        suite TEXT NOT NULL,            -- the suite its items come from (battles' category)
+        config TEXT NOT NULL,           -- JSON: models, runs, votes per item, scale, guidelines
         created_at TEXT NOT NULL
     );
     CREATE TABLE campaign_items (
         id INTEGER PRIMARY KEY,
         campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
         sample_id TEXT NOT NULL,
-        prompt TEXT NOT NULL,
+        prompt TEXT NOT NULL,           -- copied in: a campaign never changes under its votes
         model_a TEXT NOT NULL,
         output_a TEXT NOT NULL,
-        model_b TEXT,
+        model_b TEXT,                   -- NULL for single rating
         output_b TEXT,
-        gold TEXT,                      -- known answer for gold items
-        target_votes INTEGER NOT NULL
+        gold TEXT,                      -- known answer (a | b | tie | both_bad | rating:<n>)
+        target_votes INTEGER NOT NULL   -- distinct annotators wanted on this item
     );
+    CREATE INDEX campaign_items_campaign ON campaign_items(campaign_id);
     CREATE TABLE annotators (
         name TEXT PRIMARY KEY,
         role TEXT NOT NULL,             -- annotator | admin
@@ -133,18 +142,23 @@ MIGRATIONS: list[str] = [
         disabled INTEGER NOT NULL DEFAULT 0,
         created_at TEXT NOT NULL
     );
-    CREATE TABLE votes (                -- append-only: an undo or edit is a new row
+    CREATE TABLE votes (                -- append-only: an undo is a new row superseding a vote
         id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
         item_id INTEGER NOT NULL REFERENCES campaign_items(id),
         annotator TEXT NOT NULL REFERENCES annotators(name),
         outcome TEXT NOT NULL,          -- a | b | tie | both_bad | rating:<n> | skip | undo
-        left_is_a INTEGER,              -- how the pair was shown
-        reason TEXT,
-        flags TEXT,                     -- JSON list
-        supersedes INTEGER REFERENCES votes(id),
-        seconds REAL,                   -- time on the item
+                                        -- (a and b name the item's model_a and model_b)
+        left_is_a INTEGER,              -- how the pair was shown: 1 when model_a was on the left
+        reason TEXT,                    -- optional reason or comment
+        flags TEXT,                     -- JSON list: incorrect, harmful, refusal, other
+        supersedes INTEGER REFERENCES votes(id),  -- the vote an undo cancels
+        seconds REAL,                   -- time from serving the item to this row
         created_at TEXT NOT NULL
     );
+    CREATE INDEX votes_campaign ON votes(campaign_id, id);
+    CREATE INDEX votes_item_annotator ON votes(item_id, annotator);
+    CREATE UNIQUE INDEX votes_one_undo ON votes(supersedes) WHERE outcome = 'undo';
     CREATE TABLE battles (
         id INTEGER PRIMARY KEY,
         model_a TEXT NOT NULL,

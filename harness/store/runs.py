@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -178,10 +179,16 @@ class RunTables:
     def replace_scores(
         self, run_id: str, scores: Sequence[ScoreRow], summaries: Sequence[MetricSummary]
     ) -> None:
-        """Scoring is cheap and deterministic, so it is redone whole each time."""
+        """Scoring is cheap and deterministic, so it is redone whole each time.
+
+        Judge metrics (``judge:...``) are left alone: they come from the judge stage
+        (``replace_judge_scores``), and rescoring must not throw them away.
+        """
         with self.transaction():
-            self.conn.execute("DELETE FROM scores WHERE run_id=?", (run_id,))
-            self.conn.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            self.conn.execute("DELETE FROM scores WHERE run_id=? AND metric NOT LIKE 'judge:%'",
+                              (run_id,))
+            self.conn.execute("DELETE FROM metrics WHERE run_id=? AND metric NOT LIKE 'judge:%'",
+                              (run_id,))
             self.conn.executemany(
                 "INSERT INTO scores (run_id, sample_id, metric, value, extracted) "
                 "VALUES (?,?,?,?,?)",
@@ -190,14 +197,14 @@ class RunTables:
             self.conn.executemany(
                 "INSERT INTO metrics (run_id, metric, value, ci_low, ci_high, n, n_errors) "
                 "VALUES (?,?,?,?,?,?,?)",
-                [(run_id, m.metric, m.value, m.ci_low, m.ci_high, m.n, m.n_errors)
-                 for m in summaries],
+                [(run_id, m.metric, _null(m.value), _null(m.ci_low), _null(m.ci_high), m.n,
+                  m.n_errors) for m in summaries],
             )
 
     def metric_summaries(self, run_id: str) -> list[MetricSummary]:
         return [
-            MetricSummary(r["metric"], r["value"], r["ci_low"], r["ci_high"], r["n"],
-                          r["n_errors"])
+            MetricSummary(r["metric"], _nan(r["value"]), _nan(r["ci_low"]),
+                          _nan(r["ci_high"]), r["n"], r["n_errors"])
             for r in self.db.query(
                 "SELECT * FROM metrics WHERE run_id=? ORDER BY metric", [run_id])
         ]
@@ -236,3 +243,12 @@ class RunTables:
                 "scores": scores.get(stored.sample.id, {}),
                 "error": f"{error.kind.value}: {error.message}" if error else None,
             }
+
+
+def _null(value: float) -> float | None:
+    """A mean over no samples is no number: stored as NULL, never as 0."""
+    return None if math.isnan(value) else value
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value

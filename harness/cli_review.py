@@ -1,0 +1,277 @@
+"""`evalarena review`, `evalarena annotators ...` and `evalarena campaign ...`.
+
+Thin like the rest of the CLI: the work is in ``review_ui`` and the store.
+Every bad input is one line on stderr and exit 2, raised before anything is
+written.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated
+
+import typer
+
+from harness.errors import InputError, MissingDependencyError
+
+
+def _base_cli() -> ModuleType:
+    """The running harness.cli module.
+
+    Under ``python -m harness.cli`` that module is ``__main__`` and is importing
+    us; importing ``harness.cli`` again would build a second copy of it (and
+    loop back here half-initialised), so we use the one that is running.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if main is not None and spec is not None and spec.name == "harness.cli":
+        return main
+    from harness import cli
+
+    return cli
+
+
+_cli = _base_cli()
+DEFAULT_DB, DbOption, out, reports_errors = (
+    _cli.DEFAULT_DB, _cli.DbOption, _cli.out, _cli.reports_errors)
+_open_existing = _cli._open_existing
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+annotators_app = typer.Typer(no_args_is_help=True, help="Manage review accounts: add, list, "
+                             "disable and enable annotators and admins.")
+campaign_app = typer.Typer(no_args_is_help=True, help="Create, list and export human review "
+                           "campaigns built from stored runs.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `evalarena` app.
+
+    Called from harness/cli.py with *its* ``app``: under ``python -m harness.cli``
+    that module runs as ``__main__``, a different object from ``harness.cli.app``.
+    """
+    app.command()(review)
+    app.add_typer(annotators_app, name="annotators")
+    app.add_typer(campaign_app, name="campaign")
+
+
+@reports_errors
+def review(
+    db: DbOption = DEFAULT_DB,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine "
+                                      "only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
+    undo_window: Annotated[float, typer.Option(
+        min=0, help="Seconds after a vote during which it can be undone.")] = 60.0,
+) -> None:
+    """Start the review web app: annotators log in and vote; admins see progress."""
+    with _open_existing(db) as store:
+        accounts = store.annotators()
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("gradio", "review", "the review app") from None
+    from review_ui.api import serve
+
+    if not any(a.role == "admin" for a in accounts):
+        out.print("note: no admin account yet; add one with "
+                  "`evalarena annotators add NAME --role admin`")
+    out.print(f"evalarena review on http://{host}:{port}/ (database {db}); Ctrl-C stops it")
+    serve(str(db), host, port, undo_window_s=undo_window)
+
+
+def _password(source: str) -> str:
+    from review_ui.auth import check_new_password
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    problem = check_new_password(password)
+    if problem:
+        raise InputError(source, None, f"password {problem}")
+    return password
+
+
+@annotators_app.command("add")
+@reports_errors
+def annotators_add(
+    name: Annotated[str, typer.Argument(help="Login name: letters, digits, . _ @ - (max 64).")],
+    role: Annotated[str, typer.Option(help="annotator (votes) or admin (also sees reports "
+                                      "and exports).")] = "annotator",
+    exist_ok: Annotated[bool, typer.Option(
+        "--exist-ok", help="If the account exists, leave it as it is and succeed.")] = False,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Add an account; the password is prompted for, or read as one line from stdin."""
+    from harness.store import Store
+    from review_ui.auth import ROLES, hash_password
+
+    if not NAME_PATTERN.match(name):
+        raise InputError("NAME", None, f"{name!r} is not a usable login name")
+    if role not in ROLES:
+        raise InputError("--role", None, f"{role!r} is not one of {', '.join(ROLES)}")
+    if db.exists():
+        with Store(db) as store:
+            if store.annotator(name) is not None:
+                if exist_ok:
+                    out.print(f"annotator {name} exists; left unchanged")
+                    return
+                raise InputError("NAME", None, f"an annotator named {name!r} already exists")
+    password = _password("stdin" if not sys.stdin.isatty() else "password")
+    with Store(db) as store:
+        store.add_annotator(name, role, hash_password(password))
+    out.print(f"added {role} {name}")
+
+
+@annotators_app.command("list")
+@reports_errors
+def annotators_list(db: DbOption = DEFAULT_DB) -> None:
+    """List accounts with their role and whether they are disabled."""
+    from rich.table import Table
+
+    with _open_existing(db) as store:
+        accounts = store.annotators()
+    table = Table(title=f"annotators in {db}")
+    for column in ("name", "role", "status", "created"):
+        table.add_column(column)
+    for a in accounts:
+        table.add_row(a.name, a.role, "disabled" if a.disabled else "active", a.created_at)
+    out.print(table)
+
+
+def _set_disabled(db: Path, name: str, disabled: bool) -> None:
+    with _open_existing(db) as store:
+        if not store.set_annotator_disabled(name, disabled):
+            raise InputError("NAME", None, f"no annotator named {name!r}")
+    out.print(f"{'disabled' if disabled else 'enabled'} {name}")
+
+
+@annotators_app.command("disable")
+@reports_errors
+def annotators_disable(
+    name: Annotated[str, typer.Argument(help="The account to disable.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Disable an account: it can no longer log in, and live sessions end within seconds."""
+    _set_disabled(db, name, True)
+
+
+@annotators_app.command("enable")
+@reports_errors
+def annotators_enable(
+    name: Annotated[str, typer.Argument(help="The account to enable again.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Enable a disabled account again (its votes were never removed)."""
+    _set_disabled(db, name, False)
+
+
+@campaign_app.command("create")
+@reports_errors
+def campaign_create(
+    name: Annotated[str, typer.Option(help="Unique campaign name (not all digits).")],
+    suite: Annotated[str, typer.Option(help="Suite whose stored runs supply the items.")],
+    models: Annotated[list[str] | None, typer.Option(
+        help="Models to compare (run model identities), comma-separated or repeated; "
+        "default ALL: every model with a completed run of the suite.")] = None,
+    kind: Annotated[str, typer.Option(help="pairwise (A vs B) or single (rate one "
+                                      "output).")] = "pairwise",
+    votes_per_item: Annotated[int, typer.Option(
+        help="Distinct annotators wanted on each item.")] = 3,
+    guidelines: Annotated[Path | None, typer.Option(
+        help="Markdown file shown to annotators (default: built-in guidelines).")] = None,
+    scale: Annotated[str, typer.Option(help="Single rating: the scale LOW-HIGH.")] = "1-5",
+    gold: Annotated[Path | None, typer.Option(
+        help="JSONL of known answers: {sample_id, answer[, model]}; answer is the better "
+        "model's name, tie or both_bad (pairwise) or a rating (single).")] = None,
+    gold_every: Annotated[int, typer.Option(
+        min=2, help="Serve a gold item as every Nth item of an annotator.")] = 5,
+    quota: Annotated[int, typer.Option(
+        min=0, help="Most items per annotator (0: no limit).")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="Use the first N samples (0: all).")] = 0,
+    keep_identical: Annotated[bool, typer.Option(
+        help="Keep pairs whose two outputs are identical (skipped by default).")] = False,
+    exist_ok: Annotated[bool, typer.Option(
+        "--exist-ok", help="If a campaign of this name exists, leave it and succeed.")] = False,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Create a review campaign from completions already stored for a suite."""
+    from review_ui.campaigns import (
+        DEFAULT_GUIDELINES,
+        CampaignSpec,
+        create_campaign,
+        parse_scale,
+        read_gold,
+    )
+
+    names = [m.strip() for value in (models or []) for m in value.split(",") if m.strip()]
+    if names == ["ALL"]:
+        names = []
+    if guidelines is not None and not guidelines.is_file():
+        raise InputError("--guidelines", None, f"no file at {guidelines}")
+    text = guidelines.read_text(encoding="utf-8") if guidelines else DEFAULT_GUIDELINES
+    spec = CampaignSpec(
+        name=name, suite=suite, kind=kind, models=tuple(names), votes_per_item=votes_per_item,
+        guidelines=text, scale=parse_scale(scale), gold=read_gold(gold) if gold else (),
+        gold_every=gold_every, quota=quota, limit=limit, keep_identical=keep_identical)
+    with _open_existing(db) as store:
+        existing = store.campaign(name) if exist_ok and not name.isdigit() else None
+        if existing is not None:
+            out.print(f"campaign {name} exists (id {existing.id}); left unchanged")
+            return
+        record, n_items = create_campaign(store, spec)
+    models_used = ", ".join(record.config["models"])
+    out.print(f"campaign {record.name} (id {record.id}, {record.kind}): {n_items} items from "
+              f"{models_used}; {record.config['skipped_identical']} identical pairs skipped")
+
+
+@campaign_app.command("list")
+@reports_errors
+def campaign_list(db: DbOption = DEFAULT_DB) -> None:
+    """List campaigns with their kind, suite, items and votes so far."""
+    from rich.table import Table
+
+    from review_ui.assign import CampaignState
+
+    table = Table(title=f"campaigns in {db}")
+    for column in ("id", "name", "kind", "suite", "models", "items", "votes"):
+        table.add_column(column)
+    with _open_existing(db) as store:
+        for c in store.campaigns():
+            state = CampaignState.build(c, store.campaign_items(c.id), store.campaign_votes(c.id))
+            done, wanted = state.campaign_progress()
+            table.add_row(str(c.id), c.name, c.kind, c.suite, ", ".join(c.config["models"]),
+                          str(len(state.items)), f"{done} / {wanted}")
+    out.print(table)
+
+
+@campaign_app.command("export")
+@reports_errors
+def campaign_export(
+    campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
+    db: DbOption = DEFAULT_DB,
+    format: Annotated[str, typer.Option(help="csv or jsonl.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
+) -> None:
+    """Export every vote row of a campaign (undos and skips included)."""
+    from review_ui.assign import CampaignState
+    from review_ui.reports import export_rows, to_csv, to_jsonl
+
+    if format not in ("csv", "jsonl"):
+        raise InputError("--format", None, f"{format!r} is not one of csv, jsonl")
+    with _open_existing(db) as store:
+        record = store.campaign(campaign)
+        if record is None:
+            raise InputError("CAMPAIGN", None, f"no campaign {campaign!r} in {db}")
+        rows = store.campaign_votes(record.id)
+        state = CampaignState.build(record, store.campaign_items(record.id), rows)
+    table = export_rows(state, rows)
+    text = to_csv(table) if format == "csv" else to_jsonl(table)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,241 @@
+"""What a judging is: contestants, judges, and every judge request. Writes nothing.
+
+Contestants are runs of the suite (local models, or imported answers as
+``import:<name>``), named by their model identity or by a label given as
+``LABEL=RUN``, so the same model under two settings can meet itself. A judge's
+id hashes everything that changes its verdicts (model identity, template,
+settings, policy, what the judge is shown), so judgments made under other
+settings are never mixed with these; a jury has its own id over its members.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.data import fingerprint, load_rows
+from harness.errors import InputError
+from harness.judge.config import JudgeConfig, render
+from harness.judge.prompts import JudgeTemplate, Mode
+from harness.judge.verdicts import Combine
+from harness.store import Store
+from harness.suite import Suite
+from harness.types import GenerationParams, Request, RequestKind
+
+IMPORT_PREFIX = "import:"
+_LABEL = re.compile(r"[A-Za-z0-9._-]+")  # LABEL=RUN; no ':' so a model spec is never a label
+
+
+@dataclass(frozen=True)
+class Contestant:
+    name: str  # how judgments and battles call it
+    run_id: str
+    model: str  # the run's model identity (import:<name> for imported answers)
+    answers: dict[str, str]  # sample id -> answer text, answered samples only, in suite order
+    docs: dict[str, dict[str, Any]]  # sample id -> data row
+
+    @property
+    def spec(self) -> str | None:
+        return None if self.model.startswith(IMPORT_PREFIX) else self.model
+
+
+@dataclass(frozen=True)
+class Judge:
+    id: str
+    identity: str  # model identity the judge requests are sent to
+    label: str
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    suite: Suite
+    mode: Mode
+    template: JudgeTemplate
+    config: JudgeConfig  # the suite's judge block, with command-line overrides applied
+    judges: tuple[Judge, ...]
+    panel_id: str  # the judge's id, or the jury's when there are several judges
+    combine: Combine
+    contestants: tuple[Contestant, ...]
+    pairs: tuple[tuple[str, str], ...]  # (model_a, model_b), pairwise only
+    references: dict[str, dict[str, Any]]  # reference_data rows by sample id
+
+    @property
+    def metric(self) -> str:
+        return f"judge:{self.panel_id}:score"
+
+    @property
+    def source(self) -> str:
+        return f"judge:{self.panel_id}"
+
+    def contestant(self, name: str) -> Contestant:
+        return next(c for c in self.contestants if c.name == name)
+
+    def settings(self) -> dict[str, Any]:
+        """What is recorded with the judge in the ``models`` table."""
+        return {"mode": self.mode, "suite": self.suite.name, "template": self.template.name,
+                "template_hash": self.template.hash, "scale": self.template.scale.name,
+                "policy": self.config.policy, "max_tokens": self.config.max_tokens,
+                "temperature": self.config.temperature, "combine": self.combine,
+                "members": [j.id for j in self.judges]}
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One judge request to make: one answer, or one pair in one order."""
+
+    judge: Judge
+    sample_id: str
+    model_a: str
+    model_b: str | None
+    swapped: bool
+    run_a: str
+    run_b: str | None
+    len_a: int
+    len_b: int | None
+    shown: tuple[str, ...]  # the answers in the order the judge sees them
+    request: Request
+
+
+def resolve_contestants(store: Store, suite: str, refs: Sequence[str]) -> list[Contestant]:
+    """Runs of ``suite`` named by run id (prefix), model identity, or LABEL=either."""
+    runs = [r for r in store.list_runs() if r.suite == suite]
+    found: list[Contestant] = []
+    for ref in refs:
+        label, sep, target = ref.partition("=")
+        if not (sep and target and _LABEL.fullmatch(label)):
+            label, target = "", ref
+        by_model = [r for r in runs if r.model == target]
+        by_id = [r for r in runs if r.id.startswith(target)]
+        matches = by_model or by_id
+        if not matches:
+            raise InputError("--model", ref, f"no run of suite {suite!r} has this model or id "
+                             "(see `evalarena runs`; import answers with `evalarena import`)")
+        if len(matches) > 1:
+            ids = ", ".join(r.id for r in matches)
+            raise InputError("--model", ref, f"{len(matches)} runs of suite {suite!r} match "
+                             f"({ids}); name one by run id")
+        run = matches[0]
+        samples = store.run_samples(run.id)
+        texts = store.completions(s.request_key for s in samples)
+        answers = {s.sample.id: texts[s.request_key].texts[0] for s in samples
+                   if s.request_key in texts and texts[s.request_key].texts}
+        name = label or run.model
+        if any(c.name == name for c in found):
+            raise InputError("--model", ref, f"two contestants are called {name!r}; label "
+                             "them LABEL=RUN")
+        found.append(Contestant(name, run.id, run.model, answers,
+                                {s.sample.id: s.sample.doc for s in samples}))
+    return found
+
+
+def judge_label(identity: str) -> str:
+    """A readable prefix for a judge id: the served model's or directory's name."""
+    base = identity.split("?", 1)[0]
+    if base.startswith("openai:"):
+        base = base.rpartition("@")[2]
+    elif ":" in base:
+        base = base.split(":", 1)[1]
+    base = base.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-")[:40] or "judge"
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def plan_judging(suite: Suite, mode: Mode, template: JudgeTemplate, config: JudgeConfig,
+                 judges: Sequence[str], contestants: Sequence[Contestant],
+                 baseline: str | None = None, combine: Combine = "majority",
+                 label: str | None = None) -> JudgePlan:
+    """Validate the combination and fix every id. ``judges`` are model identities."""
+    if not judges:
+        raise InputError("--judge", None, "name at least one judge model")
+    if len(set(judges)) != len(judges):
+        raise InputError("--judge", None, "the same judge is named twice")
+    names = [c.name for c in contestants]
+    if baseline is not None and baseline not in names:
+        raise InputError("--baseline", baseline, "the baseline must also be one of the "
+                         f"contestants ({', '.join(names)})")
+    if mode == "pairwise":
+        if baseline is not None:
+            pairs = tuple((n, baseline) for n in names if n != baseline)
+        else:
+            pairs = tuple((a, b) for i, a in enumerate(names) for b in names[i + 1:])
+        if not pairs:
+            raise InputError("--model", None, "pairwise judging needs at least two contestants")
+    else:
+        if baseline is not None:
+            raise InputError("--baseline", baseline, "a baseline only applies to --mode pairwise")
+        pairs = ()
+        if not contestants:
+            raise InputError("--model", None, "name at least one contestant")
+    references, data_hash = {}, None
+    if config.reference_data is not None:
+        rows = load_rows(config.reference_data, suite.file, "judge.reference_data")
+        id_field = config.reference_data.id_field
+        references = {str(row[id_field]) if id_field else str(i): row
+                      for i, row in enumerate(rows)}
+        data_hash = fingerprint(config.reference_data, suite.file, "judge.reference_data")
+    settings = [mode, template.name, template.hash, config.max_tokens, config.temperature,
+                config.policy, _question_template(suite, config), config.reference, data_hash]
+    members = tuple(
+        Judge(f"{label or judge_label(identity)}-{_hash([identity, *settings])}", identity,
+              label or judge_label(identity))
+        for identity in judges)
+    panel_id = members[0].id if len(members) == 1 else \
+        f"{label or 'jury'}-{_hash([sorted(j.id for j in members), combine])}"
+    return JudgePlan(suite, mode, template, config, members, panel_id, combine,
+                     tuple(contestants), pairs, references)
+
+
+def _question_template(suite: Suite, config: JudgeConfig) -> str:
+    prompt = suite.config.prompt
+    return config.question or prompt.user or prompt.text or ""
+
+
+def _texts(plan: JudgePlan, sample_id: str, doc: dict[str, Any]) -> tuple[str, str | None]:
+    source = str(plan.suite.file)
+    context = {**doc, "doc": doc}
+    question = render(source, "judge.question", _question_template(plan.suite, plan.config),
+                      context, sample_id)
+    reference = None
+    if plan.config.reference is not None:
+        if sample_id in plan.references:
+            context["ref"] = plan.references[sample_id]
+        reference = render(source, "judge.reference", plan.config.reference, context,
+                           sample_id).strip() or None
+    return question, reference
+
+
+def build_slots(plan: JudgePlan) -> list[Slot]:
+    """Every first-attempt judge request, per judge, item, contestant or pair and order."""
+    config = plan.config
+    params = GenerationParams(max_tokens=config.max_tokens, temperature=config.temperature)
+    slots: list[Slot] = []
+    units: list[tuple[str, Contestant, Contestant | None]] = []
+    if plan.mode == "single":
+        units = [(s, c, None) for c in plan.contestants for s in c.answers]
+    else:
+        for a_name, b_name in plan.pairs:
+            a, b = plan.contestant(a_name), plan.contestant(b_name)
+            units += [(s, a, b) for s in a.answers if s in b.answers]
+    for judge in plan.judges:
+        for sample_id, a, b in units:
+            question, reference = _texts(plan, sample_id, a.docs[sample_id])
+            answer_a = a.answers[sample_id]
+            answer_b = b.answers[sample_id] if b is not None else None
+            orders = [(False, (answer_a,))] if answer_b is None else \
+                [(False, (answer_a, answer_b)), (True, (answer_b, answer_a))]
+            for swapped, shown in orders:
+                messages = plan.template.render(question, shown, reference)
+                request = Request(RequestKind.GENERATE, judge.identity, messages=messages,
+                                  params=params)
+                slots.append(Slot(judge, sample_id, a.name, b.name if b else None, swapped,
+                                  a.run_id, b.run_id if b else None, len(answer_a),
+                                  len(answer_b) if answer_b is not None else None, shown,
+                                  request))
+    return slots
