@@ -47,7 +47,7 @@ demo: install
 
 test: install
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || echo "warning: chromium could not be installed; the browser tests will be skipped"
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=15
 
 lint: install
 	$(BIN)/ruff check harness review_ui leaderboards tests benchmarks
