@@ -161,11 +161,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--suite", default="smoke", help="suite name or YAML path (smoke)")
     parser.add_argument("--n", type=int, default=48, help="prompts per pass (48)")
     parser.add_argument("--rounds", type=int, default=2, help="timed passes per path (2)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice); 1 keeps timings "
+                        "steady on a machine other jobs share, where threads that wait "
+                        "for each other at every op turn any load into long stalls")
     parser.add_argument("--min-ratio", type=float, default=None,
                         help="exit 1 when evalarena/bare throughput is below this")
     args = parser.parse_args(argv)
-    if args.n < 1 or args.rounds < 1:
-        parser.error("--n and --rounds must be >= 1")
+    if args.n < 1 or args.rounds < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--n, --rounds and --threads must be >= 1")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="evalarena-bench-suite-") as workdir:
         suite, limit = suite_with_n_items(args.suite, args.n, Path(workdir))

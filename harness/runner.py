@@ -92,7 +92,11 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
             backend.close()
             if progress is not None:
                 progress.close()
-    summaries = score_run(store, plan.run_id)
+    try:
+        summaries = score_run(store, plan.run_id)
+    except BaseException:
+        store.set_run_status(plan.run_id, "failed")
+        raise
     errors = len(store.latest_errors(plan.run_id))
     store.set_run_status(plan.run_id, "completed" if not errors else "completed_with_errors")
     return RunOutcome(plan.run_id, generated, len(done), errors, summaries)

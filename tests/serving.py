@@ -16,6 +16,7 @@ was passed on the command line.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import signal
@@ -30,6 +31,8 @@ from pathlib import Path
 
 STARTUP_TIMEOUT_S = 180.0  # loading is ~5 s on an idle machine; a busy CI box is slower
 STOP_TIMEOUT_S = 10.0
+# loaded here, not in the forked child, which should only make the one call
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 class ServeStartError(RuntimeError):
@@ -80,16 +83,26 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the test process dies, even by
+    SIGKILL, when no fixture teardown runs (Linux only; elsewhere a no-op)."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def start_serve(model_dir: Path, log_path: Path, *, timeout: float = STARTUP_TIMEOUT_S,
-                attempts: int = 3) -> ServeProcess:
+                attempts: int = 3, threads: int | None = None) -> ServeProcess:
     """Start a server for ``model_dir`` and wait for GET /health.
 
     Retries on a fresh port when the process dies early: another process can
-    take the free port between our probe and the server's bind.
+    take the free port between our probe and the server's bind. ``threads``
+    caps the server's CPU threads (OMP_NUM_THREADS).
     """
     transformers_cli = Path(sys.executable).parent / "transformers"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONUNBUFFERED": "1"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     model_name = str(model_dir)
     last_error = ""
     for attempt in range(attempts):
@@ -102,6 +115,7 @@ def start_serve(model_dir: Path, log_path: Path, *, timeout: float = STARTUP_TIM
                  "--port", str(port), "--device", "cpu", "--log-level", "info"],
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,  # its own process group: stop() kills it whole
+                preexec_fn=_die_with_parent,
             )
         server = ServeProcess(process, port, model_name, log)
         deadline = time.monotonic() + timeout

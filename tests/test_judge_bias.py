@@ -9,6 +9,7 @@ the real import path.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -261,3 +262,35 @@ def test_cohen_kappa_known_values() -> None:
     # 2x2 table [[20, 5], [10, 15]]: po = 0.7, pe = 0.5, kappa = 0.4
     pairs = [("a", "a")] * 20 + [("a", "b")] * 5 + [("b", "a")] * 10 + [("b", "b")] * 15
     assert cohen_kappa(pairs) == pytest.approx(0.4)
+
+
+def test_five_way_scale_in_both_orders(store: Store, suite_file: Path) -> None:
+    text = suite_file.read_text().replace("pairwise: mt-bench-pair", "pairwise: arena-hard-pair")
+    suite_file.write_text(text)
+
+    def strong_for_long(request: Request) -> str:
+        first = request.messages[-1].content.split("Assistant A's answer (start)\n")[1]  # type: ignore[index]
+        return "Long is better.\n[[A>>B]]" if first.startswith("Let me") else "[[B>A]]"
+
+    judge = Scripted("scripted:five", strong_for_long)
+    outcome = _judge(store, suite_file, "pairwise", {judge.model_id: judge},
+                     ["import:short", "import:long"], baseline="import:short")
+    rows = store.judgments(outcome.panel)
+    # stored from model_a's (import:long's) side, whichever was shown first
+    assert {(r.swapped, r.outcome) for r in rows} == {(False, "a>>b"), (True, "a>b")}
+    assert [b["outcome"] for b in store.battles(f"judge:{outcome.panel}")] == ["a"] * 6
+
+
+def test_importing_the_shipped_baselines() -> None:
+    arena = load_suite("arena-hard")
+    spec = importlib.util.find_spec("eval_framework")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(next(iter(spec.submodule_search_locations))) / \
+        "tasks/arena_hard/data/arena-hard-v2.0/model_answer"
+    plan = plan_import(folder / "o3-mini-2025-01-31.jsonl", arena, id_field="uid",
+                       answer_field="messages.-1.content.answer")
+    assert plan.model == "import:o3-mini-2025-01-31" and len(plan.items) == 750
+    assert all(answer for _, _, answer in plan.items)
+    gemini = plan_import(folder / "gemini-2.0-flash-001.jsonl", arena, id_field="uid",
+                         answer_field="messages.-1.content.answer")
+    assert len(gemini.items) == 748

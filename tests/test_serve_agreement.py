@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,27 @@ class Borrowed(Backend):
         return self.inner.loglikelihood(requests)
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the in-process model on one CPU thread, then restore the setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """One server for the module; killed (whole process group) however the tests end."""
     log = tmp_path_factory.mktemp("serve") / "transformers-serve.log"
-    server = start_serve(converted_model_dir(), log)
+    # one thread: the server answers one request at a time anyway, and on a small
+    # shared machine two threads that wait for each other at every op stall for
+    # whole scheduler slices whenever anything else runs (several times slower)
+    server = start_serve(converted_model_dir(), log, threads=1)
     try:
         yield server
     finally:
@@ -90,7 +107,8 @@ def test_greedy_texts_agree_with_in_process(served: ServeProcess, embedded_backe
     assert local_plan.run_id != served_plan.run_id  # two models, two runs
     before = _responses(served, "/v1/chat/completions")
     with Store(tmp_path / "agreement.db") as store:
-        local: RunOutcome = execute(store, local_plan, lambda: Borrowed(embedded_backend))
+        with one_torch_thread():  # the server runs on one thread too; see `served`
+            local: RunOutcome = execute(store, local_plan, lambda: Borrowed(embedded_backend))
         remote = execute(store, served_plan, lambda: load_backend(served_plan.model))
         assert (local.generated, local.errors) == (24, 0)
         assert (remote.generated, remote.errors) == (24, 0), store.latest_errors(remote.run_id)

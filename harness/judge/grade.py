@@ -66,6 +66,11 @@ class JudgeOutcome:
 
 def run_judging(store: Store, plan: JudgePlan, backends: BackendFactory,
                 progress: ProgressFactory | None = None) -> JudgeOutcome:
+    """Judge every slot of the plan, one judge (backend) at a time, and store the results.
+
+    Names are checked before the first write, so a clash leaves the database as it was.
+    Each judge's model is loaded only if one of its requests is still unanswered.
+    """
     slots = build_slots(plan)
     _register(store, plan)
     store.add_requests(s.request for s in slots)
