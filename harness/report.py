@@ -75,7 +75,8 @@ def results_table(title: str, summaries: Sequence[MetricSummary]) -> Table:
 def runs_table(runs: Sequence[RunRecord], headline: dict[str, MetricSummary | None]) -> Table:
     table = Table(title="runs")
     for column in ("run", "model", "suite", "items", "status", "headline metric", "created"):
-        table.add_column(column)
+        # ids and specs are copied by users: fold them, never cut them with an ellipsis
+        table.add_column(column, overflow="fold", min_width=12 if column == "run" else None)
     for run in runs:
         best = headline.get(run.id)
         shown = f"{best.metric} {best.value:.4f}" if best else "-"
