@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -197,13 +196,5 @@ def suites() -> None:
     out.print(table)
 
 
-from harness.cli_review import register as _register_review  # noqa: E402
-
-_register_review(app)  # review, annotators, campaign (before __main__ runs the app)
-import harness.cli_judge  # noqa: E402, F401  (registers judge, judge-report, import)
-from harness import cli_leaderboard as _leaderboard  # noqa: E402, F401  (leaderboard, publish)
-
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
-
+# the other command groups register themselves on `app` when imported
+from harness import cli_judge, cli_leaderboard, cli_review  # noqa: E402, F401

@@ -1,39 +1,20 @@
 """The judge commands: `judge`, `judge-report` and `import`. Thin calls into harness.judge.
 
-Registered on the main app by importing this module (the last import of cli.py).
-Under ``python -m harness.cli`` the running cli module is ``__main__``, not
-``harness.cli``; importing the latter would build a second app that never
-runs, so the commands are added to whichever of the two is running.
+Registered on the main app when harness/cli.py imports this module.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from harness.cli import DEFAULT_DB, DbOption, _open_existing, app, err, out, reports_errors
 from harness.errors import InputError
-
-
-def _running_cli() -> ModuleType:
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is not None and spec is not None and spec.name == "harness.cli":
-        return main
-    from harness import cli
-
-    return cli
-
-
-_cli = _running_cli()
-app, out, err, reports_errors = _cli.app, _cli.out, _cli.err, _cli.reports_errors
-DbOption, DEFAULT_DB, _open_existing = _cli.DbOption, _cli.DEFAULT_DB, _cli._open_existing
 
 
 def _line(text: str, markup: bool = False) -> None:

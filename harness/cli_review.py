@@ -10,34 +10,12 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated
 
 import typer
 
+from harness.cli import DEFAULT_DB, DbOption, _open_existing, app, out, reports_errors
 from harness.errors import InputError, MissingDependencyError
-
-
-def _base_cli() -> ModuleType:
-    """The running harness.cli module.
-
-    Under ``python -m harness.cli`` that module is ``__main__`` and is importing
-    us; importing ``harness.cli`` again would build a second copy of it (and
-    loop back here half-initialised), so we use the one that is running.
-    """
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is not None and spec is not None and spec.name == "harness.cli":
-        return main
-    from harness import cli
-
-    return cli
-
-
-_cli = _base_cli()
-DEFAULT_DB, DbOption, out, reports_errors = (
-    _cli.DEFAULT_DB, _cli.DbOption, _cli.out, _cli.reports_errors)
-_open_existing = _cli._open_existing
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -50,8 +28,7 @@ campaign_app = typer.Typer(no_args_is_help=True, help="Create, list and export h
 def register(app: typer.Typer) -> None:
     """Add these commands to the `evalarena` app.
 
-    Called from harness/cli.py with *its* ``app``: under ``python -m harness.cli``
-    that module runs as ``__main__``, a different object from ``harness.cli.app``.
+    Called at the end of this module, which harness/cli.py imports.
     """
     app.command()(review)
     app.add_typer(annotators_app, name="annotators")
@@ -275,3 +252,6 @@ def campaign_export(
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+register(app)

@@ -25,7 +25,7 @@ def cli(tmp_path: Path) -> CliRun:
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         return subprocess.run(
-            [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+            [sys.executable, "-m", "harness", *args], capture_output=True, text=True,
             env=full_env, timeout=timeout, cwd=cwd or tmp_path, check=False,
         )
 

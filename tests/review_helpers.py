@@ -66,7 +66,7 @@ def running_server(db: Path, *, undo_window: float = 60.0,
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     log = (db.parent / f"server-{port}.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "review", "--db", str(db), "--port", str(port),
+        [sys.executable, "-m", "harness", "review", "--db", str(db), "--port", str(port),
          "--undo-window", str(undo_window)], stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

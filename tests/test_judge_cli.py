@@ -51,7 +51,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "suite.yaml").write_text(SUITE)
     for name in ("alpha", "beta"):
         result = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "import",
+            [sys.executable, "-m", "harness", "import",
              str(_answers(folder / f"{name}.jsonl", name)), "--suite", "suite.yaml",
              "--db", "j.db"], capture_output=True, text=True, cwd=folder, check=False,
             env={**os.environ, "COLUMNS": "200"})

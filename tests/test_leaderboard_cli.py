@@ -110,7 +110,7 @@ def published(db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sys import executable
 
     out = tmp_path_factory.mktemp("published") / "site"
-    result = run([executable, "-m", "harness.cli", "publish", "--db", str(db), "--out",
+    result = run([executable, "-m", "harness", "publish", "--db", str(db), "--out",
                   str(out), "--source", "judge", *FAST], capture_output=True, text=True,
                  check=False, timeout=300)
     assert result.returncode == 0, result.stderr

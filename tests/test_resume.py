@@ -103,7 +103,7 @@ def _completed(db: Path) -> set[str]:
 def test_kill_9_mid_run_then_rerun_gives_identical_results(tmp_path: Path) -> None:
     db, ref_db, trace = tmp_path / "run.db", tmp_path / "ref.db", tmp_path / "trace.txt"
     env = {**os.environ, TRACE_ENV: str(trace), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "harness.cli", "run", "--model", MODEL, "--suite", "smoke",
+    command = [sys.executable, "-m", "harness", "run", "--model", MODEL, "--suite", "smoke",
                "--quiet", "--db"]
     proc = subprocess.Popen([*command, str(db)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

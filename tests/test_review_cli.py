@@ -22,7 +22,7 @@ PROMPTS = ["Capital of France?", "2 + 2?", "Colour of the sky?"]
 def evalarena(*args: str, stdin: str = "", cwd: Path | None = None
               ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "harness", *args], input=stdin,
                           capture_output=True, text=True, env=env, timeout=300, check=False,
                           cwd=cwd)
 
