@@ -80,7 +80,7 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
     if pending:
         backend = backend_factory()
         try:
-            generated = _generate(store, plan.run_id, backend, list(unique.values()), done,
+            generated = generate_missing(store, plan.run_id, backend, list(unique.values()), done,
                                   progress)
         except KeyboardInterrupt:
             store.set_run_status(plan.run_id, "interrupted")
@@ -102,8 +102,9 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
     return RunOutcome(plan.run_id, generated, len(done), errors, summaries)
 
 
-def _generate(store: Store, run_id: str, backend: Backend, requests: list[Request],
-              done: set[str], progress: Progress | None) -> int:
+def generate_missing(store: Store, run_id: str, backend: Backend, requests: list[Request],
+                     done: set[str], progress: Progress | None) -> int:
+    """Send every request not in ``done`` in fixed batches; store each batch whole."""
     # longest prompts first: similar lengths share a batch (less padding), and the
     # batch boundaries depend only on the run's requests, not on what is done
     ordered = sorted(requests, key=lambda r: (-len(json.dumps(r.to_dict())), r.key))

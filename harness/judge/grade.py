@@ -19,7 +19,6 @@ what is missing and then derives the same rows an uninterrupted run would.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from harness.judge.parse import parse_verdict, swap_outcome
 from harness.judge.plan import JudgePlan, Slot, build_slots
 from harness.judge.prompts import retry_messages
 from harness.judge.verdicts import combine_pair_outcomes, combine_scores, pair_outcome
-from harness.runner import TRACE_ENV, Progress
+from harness.runner import Progress, generate_missing
 from harness.stats import bootstrap_mean_ci
 from harness.store import ScoreRow, Store
 from harness.store.judgments import BattleRow, JudgmentRow
@@ -193,31 +192,12 @@ class _Sender:
         if self.backend is None:
             self.backend = self.factory()
         backend = self.backend
-        ordered = sorted(unique, key=lambda r: (-len(json.dumps(r.to_dict())), r.key))
         bar = self.progress(label) if self.progress is not None else None
-        if bar is not None:
-            bar.start(len(ordered), len(done))
-        trace_path = os.environ.get(TRACE_ENV)
-        sent = 0
         try:
-            for start in range(0, len(ordered), backend.batch_size):
-                todo = [r for r in ordered[start:start + backend.batch_size]
-                        if r.key not in done]
-                if not todo:
-                    continue
-                if trace_path:
-                    with open(trace_path, "a", encoding="utf-8") as trace:
-                        trace.write("".join(r.key + "\n" for r in todo))
-                completions = backend.run(todo)
-                self.store.save_completions(self.run_id, backend.model_id, list(zip(
-                    (r.key for r in todo), completions, strict=True)))
-                sent += len(todo)
-                if bar is not None:
-                    bar.advance(len(todo), sum(c.output_tokens for c in completions))
+            return generate_missing(self.store, self.run_id, backend, list(unique), done, bar)
         finally:
             if bar is not None:
                 bar.close()
-        return sent
 
     def close(self) -> None:
         if self.backend is not None:
