@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -82,6 +83,7 @@ def _canonical_number(text: str) -> str:
 class MetricValue:
     value: float
     extracted: str | None  # what the metric compared, for the audit trail
+    confidence: float | None = None  # probability the model gave its answer (calibration)
 
 
 class Metric(Protocol):
@@ -90,6 +92,27 @@ class Metric(Protocol):
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue: ...
+
+
+@runtime_checkable
+class BatchMetric(Protocol):
+    """A metric that is cheaper over all samples at once (e.g. code run in parallel).
+
+    The runner calls ``score_batch`` instead of calling the metric per sample;
+    it must return one value per pair, in order.
+    """
+
+    def score_batch(self, pairs: Sequence[tuple[Sample, Completion]],
+                    extraction: Extraction) -> list[MetricValue]: ...
+
+
+@runtime_checkable
+class AggregateMetric(Protocol):
+    """A metric whose run-level number is not the mean of per-sample values
+    (e.g. calibration error): returns (value, ci_low, ci_high)."""
+
+    def aggregate(self, values: Sequence[MetricValue],
+                  seed: int) -> tuple[float, float, float]: ...
 
 
 @dataclass(frozen=True)

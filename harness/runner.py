@@ -20,7 +20,7 @@ from typing import Protocol
 from harness.backends import ModelSpec, parse_model_spec
 from harness.backends.base import Backend
 from harness.manifest import build_manifest
-from harness.metrics import METRICS, Extraction
+from harness.metrics import METRICS, AggregateMetric, BatchMetric, Extraction
 from harness.stats import bootstrap_mean_ci
 from harness.store import RunRecord, ScoreRow, Store, utc_now
 from harness.suite import Suite, SuiteConfig, build_requests, load_suite
@@ -153,15 +153,18 @@ def score_samples(config: SuiteConfig, scored: Sequence[tuple[Sample, Completion
     rows: list[ScoreRow] = []
     summaries: list[MetricSummary] = []
     missing = sum(1 for _, c in scored if c is None)
+    answered = [(s, c) for s, c in scored if c is not None]
     for name in config.metrics:
         metric = METRICS[name]
-        values = []
-        for sample, completion in scored:
-            if completion is None:
-                continue
-            result = metric(sample, completion, extraction)
-            rows.append(ScoreRow(sample.id, name, result.value, result.extracted))
-            values.append(result.value)
-        mean, low, high = bootstrap_mean_ci(values, seed=seed)
-        summaries.append(MetricSummary(name, mean, low, high, len(values), missing))
+        if isinstance(metric, BatchMetric):
+            results = metric.score_batch(answered, extraction)
+        else:
+            results = [metric(sample, completion, extraction) for sample, completion in answered]
+        rows.extend(ScoreRow(sample.id, name, result.value, result.extracted)
+                    for (sample, _), result in zip(answered, results, strict=True))
+        if isinstance(metric, AggregateMetric):
+            mean, low, high = metric.aggregate(results, seed)
+        else:
+            mean, low, high = bootstrap_mean_ci([r.value for r in results], seed=seed)
+        summaries.append(MetricSummary(name, mean, low, high, len(results), missing))
     return rows, summaries
