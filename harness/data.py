@@ -37,6 +37,8 @@ class DataSource(BaseModel):
     skip_rows: int = 0  # leading rows that are not data (stray headers)
     # drop rows whose field has one of these values (e.g. header rows inside the data)
     exclude: dict[str, list[str]] = {}
+    # keep only rows whose field has one of these values (`run --where` sets it too)
+    include: dict[str, list[str]] = {}
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
@@ -78,10 +80,16 @@ def load_rows(source: DataSource, suite_file: Path, field: str = "data") -> list
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise DataError(str(suite_file), f"{field}.path", f"cannot read {path}: {exc}") from exc
     rows = [row for row in rows[source.skip_rows:]
-            if not any(str(row.get(f)) in values for f, values in source.exclude.items())]
+            if not any(str(row.get(f)) in values for f, values in source.exclude.items())
+            and keeps(source, row)]
     if not rows:
         raise DataError(str(suite_file), field, "the data source has no rows")
     return rows
+
+
+def keeps(source: DataSource, row: dict[str, Any]) -> bool:
+    """Whether ``include`` keeps a row: every named field has one of its listed values."""
+    return all(str(row.get(f)) in values for f, values in source.include.items())
 
 
 def fingerprint(source: DataSource, suite_file: Path, field: str = "data") -> str:

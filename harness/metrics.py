@@ -69,7 +69,8 @@ def normalize(text: str, steps: list[Normalizer]) -> str:
 
 
 def _canonical_number(text: str) -> str:
-    cleaned = text.strip().replace(",", "").replace("$", "").rstrip(".")
+    # "1,234", "$18.", "50%" and "5.00" all read as numbers ("1234", "18", "50", "5")
+    cleaned = text.strip().replace(",", "").replace("$", "").rstrip(".").removesuffix("%")
     try:
         value = float(cleaned)
     except ValueError:
@@ -156,3 +157,24 @@ METRICS: dict[str, Metric] = {
     "accuracy": ChoiceAccuracy("accuracy"),
     "acc_norm": ChoiceAccuracy("acc_norm", per_char=True),
 }
+
+# text-overlap, vote and calibration metrics (harness/metrics_text.py) and IFEval's
+# instruction checks (harness/ifeval/); imported here, after the types they use exist
+from harness.ifeval.metric import IFEVAL_METRICS  # noqa: E402
+from harness.metrics_text import CalibrationError, MajorityAtK, OverlapMetric  # noqa: E402
+
+METRICS.update({
+    "token_f1": OverlapMetric("token_f1", "token_f1"),
+    "exact_match_any": OverlapMetric("exact_match_any", "exact_match_any"),
+    "rouge_l": OverlapMetric("rouge_l", "rouge_l"),
+    "bleu": OverlapMetric("bleu", "bleu"),
+    "chrf": OverlapMetric("chrf", "chrf"),
+    "maj@k": MajorityAtK(),
+    "ece": CalibrationError(),
+    **IFEVAL_METRICS,
+})
+
+# pass@k over code run in the sandbox (harness/metrics_code.py, harness/sandbox.py)
+from harness.metrics_code import pass_at_k_metrics  # noqa: E402
+
+METRICS.update(pass_at_k_metrics((1, 5, 10, 100)))

@@ -26,6 +26,7 @@ from harness.data import DataSource, fingerprint, load_rows
 from harness.errors import InputError, SuiteError
 from harness.judge.config import JudgeConfig, check_judge
 from harness.metrics import METRICS, Extraction
+from harness.slices import StatsConfig, check_stats
 from harness.types import GenerationParams, Message, Request, RequestKind, Sample
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
@@ -51,6 +52,10 @@ class PromptConfig(_Strict):
 class ChoicesConfig(_Strict):
     field: str | None = None  # a data field holding the list of choices
     fields: list[str] | None = None  # or one data field per choice
+    values: list[str] | None = None  # or the same choices for every item (e.g. [no, yes])
+    # with `field`: the field is one string, and this regex's matches (group 1 if it has
+    # one) are the choices, e.g. "A. ...\nB. ..." split by "(?m)^[AB]\\.\\s*(.*?)\\s*$"
+    pattern: str | None = None
     template: str = " {{ choice }}"  # the continuation scored for each choice
     labels: list[str] | None = None  # letters a target may name instead of an index
 
@@ -87,6 +92,7 @@ class SuiteConfig(_Strict):
     extract: Extraction = Extraction()
     metrics: list[str]  # may be empty for open-ended suites that only a judge scores
     judge: JudgeConfig | None = None  # docs/judge.md; not part of the suite's hash
+    stats: StatsConfig | None = None  # docs/statistics.md; not part of the suite's hash
 
     @field_validator("metrics")
     @classmethod
@@ -111,10 +117,10 @@ class Suite:
 
     @property
     def hash(self) -> str:
-        # the judge block changes how answers are judged, not the answers: left out so
-        # that editing it never turns stored answers into a new run
+        # the judge and stats blocks change how answers are judged and summarised, not
+        # the answers: left out so that editing them never turns stored answers into a new run
         payload = json.dumps(
-            {"config": self.config.model_dump(mode="json", exclude={"judge"}),
+            {"config": self.config.model_dump(mode="json", exclude={"judge", "stats"}),
              "data": self.data_hash},
             sort_keys=True,
         )
@@ -166,9 +172,12 @@ def load_suite(name_or_path: str) -> Suite:
     if config.fewshot is not None and config.fewshot.data is not None:
         fewshot_rows = load_rows(config.fewshot.data, file, "fewshot.data")
     _check_templates(config, source, rows, fewshot_rows)
+    _check_metric_needs(config, source, rows)
     if config.judge is not None:
         fields = set.intersection(*(set(r) for r in rows[:1000]))
         check_judge(config.judge, config.kind, file, fields)
+    if config.stats is not None:
+        check_stats(config.stats, file, rows)
     data_hash = fingerprint(config.data, file)
     return Suite(config, file, rows, fewshot_rows, data_hash)
 
@@ -183,8 +192,18 @@ def _check_shape(config: SuiteConfig, source: str) -> None:
         raise SuiteError(source, "prompt.preamble", "a chat prompt uses 'system' instead")
     if config.kind == "multiple_choice":
         choices = config.choices
-        if choices is None or (choices.field is None) == (choices.fields is None):
-            raise SuiteError(source, "choices", "multiple_choice needs choices.field or .fields")
+        given = [] if choices is None else [
+            x for x in (choices.field, choices.fields, choices.values) if x is not None]
+        if len(given) != 1:
+            raise SuiteError(source, "choices",
+                             "multiple_choice needs one of choices.field, .fields or .values")
+        if choices is not None and choices.pattern is not None:
+            if choices.field is None:
+                raise SuiteError(source, "choices.pattern", "a pattern splits choices.field")
+            try:
+                re.compile(choices.pattern)
+            except re.error as exc:
+                raise SuiteError(source, "choices.pattern", f"invalid regex: {exc}") from None
     elif config.choices is not None:
         raise SuiteError(source, "choices", "only a multiple_choice suite has choices")
     if config.extract.regex is not None:
@@ -195,6 +214,21 @@ def _check_shape(config: SuiteConfig, source: str) -> None:
     fewshot = config.fewshot
     if fewshot is not None and fewshot.answer is None and config.kind == "generate":
         raise SuiteError(source, "fewshot.answer", "a generate suite needs an answer template")
+
+
+def _check_metric_needs(config: SuiteConfig, source: str, rows: list[dict[str, Any]]) -> None:
+    """Metrics may declare ``min_samples`` (pass@k needs n >= k) and ``required_fields``."""
+    fields = set.intersection(*(set(r) for r in rows[:1000]))
+    for name in config.metrics:
+        metric = METRICS[name]
+        needed = getattr(metric, "min_samples", 1)
+        if needed > config.generation.n:
+            raise SuiteError(source, "generation.n",
+                             f"metric {name!r} needs n >= {needed} samples per item")
+        missing = [f for f in getattr(metric, "required_fields", ()) if f not in fields]
+        if missing:
+            raise SuiteError(source, "metrics",
+                             f"metric {name!r} needs the data field {missing[0]!r}")
 
 
 def _templates(config: SuiteConfig) -> dict[str, str]:
@@ -216,7 +250,8 @@ def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]
     if same_field is not None and same_field not in fields:
         raise SuiteError(source, "fewshot.same_field", f"the data has no field {same_field!r}")
     if config.choices is not None:
-        for name in config.choices.fields or [config.choices.field or ""]:
+        for name in config.choices.fields or ([config.choices.field]
+                                              if config.choices.field else []):
             if name not in fields:
                 raise SuiteError(source, "choices", f"the data has no field {name!r}")
     for where, text in _templates(config).items():
@@ -358,6 +393,11 @@ def _choices(config: SuiteConfig, row: dict[str, Any]) -> tuple[str, ...]:
         return ()
     if config.choices.fields is not None:
         return tuple(str(row[f]) for f in config.choices.fields)
+    if config.choices.values is not None:
+        return tuple(config.choices.values)
+    if config.choices.pattern is not None:
+        return tuple(m if isinstance(m, str) else m[0]
+                     for m in re.findall(config.choices.pattern, str(row[config.choices.field])))
     return tuple(str(c) for c in row[config.choices.field or ""])
 
 

@@ -143,9 +143,11 @@ class TransformersBackend(Backend):
         for row, ids in enumerate(encoded):
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             attention[row, width - len(ids):] = 1
+        # greedy decoding gives the same text every time: decode once, repeat it n times
+        per_prompt = 1 if params.greedy else params.n
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_tokens,
-            "num_return_sequences": params.n,
+            "num_return_sequences": per_prompt,
             "pad_token_id": self.pad_id,
             "do_sample": not params.greedy,
         }
@@ -166,7 +168,7 @@ class TransformersBackend(Backend):
         reasons: list[list[str]] = [[] for _ in encoded]
         counts: list[list[int]] = [[] for _ in encoded]
         for flat, row in enumerate(generated.tolist()):
-            prompt_index = flat // params.n
+            prompt_index = flat // per_prompt
             cut = next((k for k, tok in enumerate(row) if tok in eos_ids), None)
             kept = row if cut is None else row[:cut]
             text = self.tokenizer.decode(kept, skip_special_tokens=True)
@@ -175,7 +177,8 @@ class TransformersBackend(Backend):
             texts[prompt_index].append(text)
             reasons[prompt_index].append("stop" if finished else "length")
             counts[prompt_index].append(len(kept) + (1 if cut is not None else 0))
-        return texts, reasons, counts
+        repeat = params.n // per_prompt  # counts stay as generated: tokens actually decoded
+        return [t * repeat for t in texts], [r * repeat for r in reasons], counts
 
     def _eos_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id
