@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -19,6 +20,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from harness.kpis import RunKpis
+from harness.slices import SliceSummary
 from harness.store import RunRecord
 from harness.types import MetricSummary
 
@@ -72,14 +75,60 @@ def results_table(title: str, summaries: Sequence[MetricSummary]) -> Table:
     return table
 
 
-def runs_table(runs: Sequence[RunRecord], headline: dict[str, MetricSummary | None]) -> Table:
+def runs_table(runs: Sequence[RunRecord], headline: dict[str, MetricSummary | None],
+               rates: dict[str, float] | None = None) -> Table:
     table = Table(title="runs")
-    for column in ("run", "model", "suite", "items", "status", "headline metric", "created"):
+    for column in ("run", "model", "suite", "items", "status", "headline metric", "tok/s",
+                   "created"):
         # ids and specs are copied by users: fold them, never cut them with an ellipsis
         table.add_column(column, overflow="fold", min_width=12 if column == "run" else None)
     for run in runs:
         best = headline.get(run.id)
         shown = f"{best.metric} {best.value:.4f}" if best else "-"
+        rate = (rates or {}).get(run.id)
         table.add_row(run.id, run.model, run.suite, str(run.n_samples), run.status, shown,
-                      run.created_at[:19])
+                      "-" if rate is None else f"{rate:,.1f}", run.created_at[:19])
     return table
+
+
+def slices_table(slices: Sequence[SliceSummary]) -> Table:
+    """Per-slice breakdown: one row per (metric, slice, group)."""
+    table = Table(title="slices")
+    for column in ("metric", "slice", "group", "value", "95% CI", "n", "errors"):
+        table.add_column(column, justify="right" if column in ("value", "95% CI", "n", "errors")
+                         else "left", overflow="fold")
+    for s in slices:
+        shown = ("-", "-") if s.n == 0 or math.isnan(s.value) else (
+            f"{s.value:.4f}", f"[{s.ci_low:.4f}, {s.ci_high:.4f}]")
+        table.add_row(s.metric, s.slice, s.group, *shown, str(s.n), str(s.n_errors))
+    return table
+
+
+def kpi_lines(kpis: RunKpis) -> list[str]:
+    """Efficiency KPIs as short lines; what was not measured says so."""
+
+    def seconds(*values: float | None) -> str:
+        if values[0] is None:
+            return "not measured"
+        return " / ".join(f"{v:.3f}" for v in values if v is not None) + " s"
+
+    def number(value: float | None, unit: str, digits: int = 1) -> str:
+        return "not measured" if value is None else f"{value:,.{digits}f} {unit}"
+
+    timed = f" over {kpis.answers_timed} answers" if kpis.answers_timed else ""
+    if kpis.invocations:
+        throughput = (f"{number(kpis.output_tokens_per_s, 'output tok/s')}, "
+                      f"{number(kpis.prompt_tokens_per_s, 'prompt tok/s')} "
+                      f"over {kpis.invocations} invocation(s)")
+    else:
+        throughput = "not measured (no invocation generated answers)"
+    return [
+        f"latency p50/p90/p99: {seconds(kpis.latency_p50, kpis.latency_p90, kpis.latency_p99)}"
+        + timed,
+        f"time to first token p50/p90/p99: "
+        f"{seconds(kpis.ttft_p50, kpis.ttft_p90, kpis.ttft_p99)}",
+        f"throughput: {throughput}",
+        f"peak memory: RSS {number(kpis.peak_rss_mb, 'MiB', 0)}, "
+        f"GPU {number(kpis.gpu_peak_mb, 'MiB', 0)}; "
+        f"GPU energy {number(kpis.gpu_energy_j, 'J')}",
+    ]

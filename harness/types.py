@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 
@@ -82,9 +83,14 @@ class Request:
             params=GenerationParams(**params),
         )
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Stable hash of everything that changes the answer."""
+        """Stable hash of everything that changes the answer.
+
+        Computed once per request and kept (``cached_property`` writes the instance
+        ``__dict__`` directly, which a frozen dataclass allows): the runner reads it
+        several times per request, and hashing a serialized copy each time was a
+        large share of the client's CPU when a fast server answers thousands a second."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -122,6 +128,7 @@ class Completion:
     prompt_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    ttft_s: float | None = None  # time to the first generated token, where a backend measures it
     error: BackendError | None = None
 
     @property

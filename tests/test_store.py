@@ -23,7 +23,7 @@ from harness.types import (
 EXPECTED_TABLES = {
     "runs", "requests", "run_samples", "completions", "request_errors", "scores", "metrics",
     "models", "judgments", "campaigns", "campaign_items", "annotators", "votes", "battles",
-    "rating_snapshots",
+    "rating_snapshots", "slice_metrics", "run_invocations",
 }
 
 

@@ -23,9 +23,10 @@ from harness.store.ratings import RatingTables
 from harness.store.records import RunRecord, ScoreRow, StoredSample, utc_now
 from harness.store.review import ReviewTables
 from harness.store.runs import RunTables
+from harness.store.stats import StatsTables
 
 
-class Store(RunTables, ReviewTables, JudgmentTables, RatingTables):
+class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
     """A connection to one evalarena database, migrated to the current schema."""
 
     def __init__(self, path: str | Path) -> None:

@@ -179,4 +179,37 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 2: per-slice aggregates, per-invocation efficiency measurements, time to first token
+    """
+    ALTER TABLE completions ADD COLUMN ttft_s REAL;  -- time to first token; NULL when unmeasured
+    CREATE TABLE slice_metrics (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        metric TEXT NOT NULL,
+        slice TEXT NOT NULL,            -- what groups the items: a data field, or 'length'
+        slice_group TEXT NOT NULL,      -- the field's value, or a length bucket
+        value REAL,                     -- NULL when no item of the group was scored
+        ci_low REAL,
+        ci_high REAL,
+        n INTEGER NOT NULL,
+        n_errors INTEGER NOT NULL,
+        PRIMARY KEY (run_id, metric, slice, slice_group)
+    );
+    CREATE TABLE run_invocations (      -- one row per `run` invocation that generated answers
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        backend TEXT NOT NULL,          -- model id the backend answered as
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        load_s REAL NOT NULL,           -- building the backend (loading the model)
+        generate_s REAL NOT NULL,       -- wall time of generation, load excluded
+        answers INTEGER NOT NULL,       -- completions this invocation stored
+        errors INTEGER NOT NULL,        -- failed attempts it recorded
+        prompt_tokens INTEGER NOT NULL, -- over the stored answers
+        output_tokens INTEGER NOT NULL, -- generated tokens (+ scored continuation tokens)
+        peak_rss_mb REAL,               -- process peak resident memory (getrusage)
+        gpu_peak_mb REAL,               -- torch.cuda.max_memory_allocated; NULL without CUDA
+        gpu_energy_j REAL               -- NVML energy counter difference; NULL without NVML
+    );
+    CREATE INDEX run_invocations_run ON run_invocations(run_id);
+    """,
 ]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlite_utils
 
 from harness.errors import RunNotFoundError
+from harness.slices import SliceSummary
 from harness.store.records import (
     RunRecord,
     ScoreRow,
@@ -36,6 +37,7 @@ class RunTables:
     conn: sqlite3.Connection
     db: sqlite_utils.Database
     path: Any
+    write_slices: Callable[[str, Sequence[SliceSummary]], None]  # harness/store/stats.py
 
     def transaction(self) -> Any:  # provided by Store
         raise NotImplementedError
@@ -129,12 +131,12 @@ class RunTables:
             self.conn.executemany(
                 """INSERT OR IGNORE INTO completions (request_key, texts, finish_reasons,
                        loglikelihoods, greedy_matches, continuation_tokens, prompt_tokens,
-                       output_tokens, latency_s, backend, run_id, created_at)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
-                [(k, dumps(list(c.texts)), dumps(list(c.finish_reasons)),
-                  dumps(list(c.loglikelihoods)), dumps(list(c.greedy_matches)),
-                  dumps(list(c.continuation_tokens)), c.prompt_tokens, c.output_tokens,
-                  c.latency_s, backend, run_id, now) for k, c in ok],
+                       output_tokens, latency_s, backend, run_id, created_at, ttft_s)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                [(k, _json_list(c.texts), _json_list(c.finish_reasons),
+                  _json_list(c.loglikelihoods), _json_list(c.greedy_matches),
+                  _json_list(c.continuation_tokens), c.prompt_tokens, c.output_tokens,
+                  c.latency_s, backend, run_id, now, c.ttft_s) for k, c in ok],
             )
             self.conn.executemany(
                 "INSERT INTO request_errors (request_key, run_id, kind, message, attempts, "
@@ -158,6 +160,7 @@ class RunTables:
                     prompt_tokens=r["prompt_tokens"],
                     output_tokens=r["output_tokens"],
                     latency_s=r["latency_s"],
+                    ttft_s=r["ttft_s"],
                 )
         return found
 
@@ -177,7 +180,8 @@ class RunTables:
 
     # -- scores -------------------------------------------------------------
     def replace_scores(
-        self, run_id: str, scores: Sequence[ScoreRow], summaries: Sequence[MetricSummary]
+        self, run_id: str, scores: Sequence[ScoreRow], summaries: Sequence[MetricSummary],
+        slices: Sequence[SliceSummary] = (),
     ) -> None:
         """Scoring is cheap and deterministic, so it is redone whole each time.
 
@@ -200,6 +204,7 @@ class RunTables:
                 [(run_id, m.metric, _null(m.value), _null(m.ci_low), _null(m.ci_high), m.n,
                   m.n_errors) for m in summaries],
             )
+            self.write_slices(run_id, slices)  # harness/store/stats.py, same transaction
 
     def metric_summaries(self, run_id: str) -> list[MetricSummary]:
         return [
@@ -243,6 +248,16 @@ class RunTables:
                 "scores": scores.get(stored.sample.id, {}),
                 "error": f"{error.kind.value}: {error.message}" if error else None,
             }
+
+
+# one encoder for every completion column: json.dumps(..., ensure_ascii=False) builds a
+# new encoder per call, five calls per stored answer, which showed in the HTTP benchmark
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _json_list(values: Sequence[Any]) -> str:
+    """A tuple of texts, numbers or booleans as a JSON list (same text as ``dumps``)."""
+    return _ENCODE(values) if values else "[]"
 
 
 def _null(value: float) -> float | None:
