@@ -43,6 +43,16 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _parse_where(terms: list[str] | None) -> dict[str, list[str]]:
+    where: dict[str, list[str]] = {}
+    for term in terms or []:
+        name, sep, values = term.partition("=")
+        if not (sep and name.strip() and values.strip()):
+            raise InputError("--where", term, "expected FIELD=VALUE[,VALUE...]")
+        where.setdefault(name.strip(), []).extend(v.strip() for v in values.split(","))
+    return where
+
+
 def _open_existing(db: Path) -> Any:
     from harness.store import Store
 
@@ -75,20 +85,30 @@ def run(
     limit: Annotated[int | None, typer.Option(
         min=1, help="Run a seeded subset of N items.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for subsetting and bootstrap CIs.")] = 0,
+    max_tokens: Annotated[int | None, typer.Option(
+        min=1, help="Override the suite's generation.max_tokens (a different run).")] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        help="Only items whose data FIELD has one of the values: FIELD=V1,V2 (repeatable; "
+             "applied before --limit; a different run).")] = None,
+    data_parallel: Annotated[int, typer.Option(
+        min=1, help="Replicas of the model in Ray actors sharing the work (docs/scaling.md); "
+                    "speed only: stored answers are reused.")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a suite on a model. Rerunning the same command resumes where it stopped."""
-    from harness.backends import load_backend
+    from harness.backends import load_backend, with_data_parallel
     from harness.report import RichProgress, results_table
     from harness.runner import execute, plan_run
     from harness.store import Store
 
-    plan = plan_run(suite, model, limit, seed)  # validates everything; writes nothing
+    # validates everything; writes nothing
+    plan = plan_run(suite, model, limit, seed, max_tokens, _parse_where(where))
     with Store(db) as store:
         progress = None if quiet else RichProgress(f"{plan.suite.name} · {plan.model.identity}",
                                                    err)
         try:
-            outcome = execute(store, plan, lambda: load_backend(plan.model), progress)
+            outcome = execute(store, plan, lambda: load_backend(
+                with_data_parallel(plan.model, data_parallel)), progress)
         except KeyboardInterrupt:
             err.print(f"interrupted: run {plan.run_id} is saved; rerun the same command to resume")
             raise typer.Exit(130) from None
@@ -107,7 +127,8 @@ def runs(db: DbOption = DEFAULT_DB) -> None:
     with _open_existing(db) as store:
         records = store.list_runs()
         headline = {r.id: next(iter(store.metric_summaries(r.id)), None) for r in records}
-    out.print(runs_table(records, headline))
+        rates = store.output_rates()
+    out.print(runs_table(records, headline, rates))
 
 
 @app.command()
@@ -118,11 +139,14 @@ def show(
     samples: Annotated[int, typer.Option(help="Also print the first N samples.")] = 0,
 ) -> None:
     """Show a run: its manifest summary, metrics with CIs and errors."""
-    from harness.report import results_table
+    from harness.kpis import summarize
+    from harness.report import kpi_lines, results_table, slices_table
 
     with _open_existing(db) as store:
         record = store.get_run(run_id)
         summaries = store.metric_summaries(record.id)
+        slices = store.slice_summaries(record.id)
+        kpis = summarize(*store.answer_timings(record.id), store.invocations(record.id))
         errors = store.latest_errors(record.id)
         rows = list(store.export_rows(record.id))[:samples] if samples else []
     manifest = record.manifest
@@ -133,6 +157,10 @@ def show(
     out.print(f"evalarena {manifest['evalarena']} ({manifest['git_sha']}) · "
               + ", ".join(f"{k} {v}" for k, v in manifest["packages"].items() if v))
     out.print(results_table("metrics", summaries))
+    if slices:
+        out.print(slices_table(slices))
+    for line in kpi_lines(kpis):
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
     kinds: dict[str, int] = {}
     for error in errors.values():
         kinds[error.kind.value] = kinds.get(error.kind.value, 0) + 1
@@ -197,4 +225,4 @@ def suites() -> None:
 
 
 # the other command groups register themselves on `app` when imported
-from harness import cli_judge, cli_leaderboard, cli_review  # noqa: E402, F401
+from harness import cli_compare, cli_judge, cli_leaderboard, cli_review  # noqa: E402, F401

@@ -10,17 +10,29 @@ the composition it would have had, so a resumed run gives identical results.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from harness.backends import ModelSpec, parse_model_spec
 from harness.backends.base import Backend
+from harness.data import keeps
+from harness.errors import InputError
+from harness.kpis import InvocationMeter
 from harness.manifest import build_manifest
 from harness.metrics import METRICS, AggregateMetric, BatchMetric, Extraction
+from harness.slices import (
+    Aggregate,
+    SliceSummary,
+    cluster_labels,
+    item_groups,
+    summarize_slices,
+)
 from harness.stats import bootstrap_mean_ci
 from harness.store import RunRecord, ScoreRow, Store, utc_now
 from harness.suite import Suite, SuiteConfig, build_requests, load_suite
@@ -54,14 +66,42 @@ class RunOutcome:
     summaries: list[MetricSummary]
 
 
-def plan_run(suite_name: str, model: str, limit: int | None = None, seed: int = 0) -> RunPlan:
-    """Validate everything and build every request. Writes nothing."""
+def plan_run(suite_name: str, model: str, limit: int | None = None, seed: int = 0,
+             max_tokens: int | None = None, where: dict[str, list[str]] | None = None
+             ) -> RunPlan:
+    """Validate everything and build every request. Writes nothing.
+
+    ``max_tokens`` overrides the suite's generation limit and ``where`` keeps
+    only items whose field has one of the listed values (before ``limit``).
+    Both become part of the resolved suite: a different run id, recorded in
+    the manifest."""
     spec = parse_model_spec(model)
-    suite = load_suite(suite_name)
+    suite = restrict(load_suite(suite_name), where or {}, max_tokens)
     items = build_requests(suite, spec.identity, limit, seed)
     identity = json.dumps([spec.identity, suite.hash, limit, seed])
     run_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return RunPlan(run_id, suite, spec, items, limit, seed)
+
+
+def restrict(suite: Suite, where: dict[str, list[str]], max_tokens: int | None) -> Suite:
+    """The suite with command-line overrides applied to its config and rows."""
+    config = suite.config
+    if max_tokens is not None:
+        config = config.model_copy(update={
+            "generation": config.generation.model_copy(update={"max_tokens": max_tokens})})
+    rows = suite.rows
+    if where:
+        fields = set().union(*(row.keys() for row in suite.rows))
+        for name in where:
+            if name not in fields:
+                raise InputError("--where", name, "the suite's data has no such field "
+                                 f"(fields: {', '.join(sorted(fields))})")
+        data = config.data.model_copy(update={"include": {**config.data.include, **where}})
+        config = config.model_copy(update={"data": data})
+        rows = [row for row in rows if keeps(data, row)]
+        if not rows:
+            raise InputError("--where", None, "no item of the suite matches")
+    return replace(suite, config=config, rows=rows)
 
 
 def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
@@ -78,7 +118,9 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
     pending = [k for k in unique if k not in done]
     generated = 0
     if pending:
+        meter = InvocationMeter()  # efficiency KPIs of this invocation (harness/kpis.py)
         backend = backend_factory()
+        meter.loaded()
         try:
             generated = generate_missing(store, plan.run_id, backend, list(unique.values()), done,
                                   progress)
@@ -92,6 +134,7 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
             backend.close()
             if progress is not None:
                 progress.close()
+        store.record_invocation(plan.run_id, meter.finish(backend.model_id))
     try:
         summaries = score_run(store, plan.run_id)
     except BaseException:
@@ -104,7 +147,8 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
 
 def generate_missing(store: Store, run_id: str, backend: Backend, requests: list[Request],
                      done: set[str], progress: Progress | None) -> int:
-    """Send every request not in ``done`` in fixed batches; store each batch whole."""
+    """Send every request not in ``done`` in fixed batches; store each batch whole
+    (or, for a backend that streams, each chunk it yields as it yields it)."""
     # longest prompts first: similar lengths share a batch (less padding), and the
     # batch boundaries depend only on the run's requests, not on what is done
     ordered = sorted(requests, key=lambda r: (-len(json.dumps(r.to_dict())), r.key))
@@ -113,21 +157,44 @@ def generate_missing(store: Store, run_id: str, backend: Backend, requests: list
     if progress is not None:
         progress.start(len(ordered), len(done))
     trace_path = os.environ.get(TRACE_ENV)
+    todos = [todo for batch in batches if (todo := [r for r in batch if r.key not in done])]
+
+    def handed_over() -> Iterator[list[Request]]:  # traced when the backend takes a batch
+        for todo in todos:
+            if trace_path:
+                with open(trace_path, "a", encoding="utf-8") as trace:
+                    trace.write("".join(r.key + "\n" for r in todo))
+            yield todo
+
     sent = 0
-    for batch in batches:
-        todo = [r for r in batch if r.key not in done]
-        if not todo:
-            continue
-        if trace_path:
-            with open(trace_path, "a", encoding="utf-8") as trace:
-                trace.write("".join(r.key + "\n" for r in todo))
-        completions = backend.run(todo)
-        store.save_completions(run_id, backend.model_id, list(zip(
-            (r.key for r in todo), completions, strict=True)))
-        sent += len(todo)
-        if progress is not None:
-            progress.advance(len(todo), sum(_tokens(c) for c in completions))
+    # one chunk per batch, except for backends that stream answers (vLLM); each chunk
+    # is one transaction, so a crash loses only what was in flight. Backends that work
+    # ahead (HTTP, data parallel) already have the next batch in flight meanwhile.
+    with _long_lived_frozen(), contextlib.closing(backend.run_stream(handed_over())) as stream:
+        for number, chunk in stream:
+            todo = todos[number]
+            store.save_completions(run_id, backend.model_id, [(todo[i].key, c) for i, c in chunk])
+            sent += len(chunk)
+            if progress is not None:
+                progress.advance(len(chunk), sum(_tokens(c) for _, c in chunk))
     return sent
+
+
+@contextlib.contextmanager
+def _long_lived_frozen() -> Iterator[None]:
+    """Keep the cyclic GC off what is alive before generation starts (modules, the suite,
+    the plan: some 300k objects). Generation itself allocates short-lived objects, yet
+    every few thousand answers a full collection walked all of those, stalling a fast
+    HTTP backend's event loop for 0.2-0.3 s (benchmarks/http_saturation.py). Left alone
+    when something else has frozen objects already (their unfreeze is theirs)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _tokens(completion: Completion) -> int:
@@ -140,20 +207,41 @@ def score_run(store: Store, run_id: str) -> list[MetricSummary]:
     config = SuiteConfig.model_validate(run.manifest["suite"]["config"])
     samples = store.run_samples(run_id)
     answers = store.completions(s.request_key for s in samples)
-    rows, summaries = score_samples(config, [(s.sample, answers.get(s.request_key))
-                                             for s in samples], seed=run.seed)
-    store.replace_scores(run_id, rows, summaries)
-    return summaries
+    scoring = score_all(config, [(s.sample, answers.get(s.request_key)) for s in samples],
+                        seed=run.seed)
+    store.replace_scores(run_id, scoring.rows, scoring.summaries, scoring.slices)
+    return scoring.summaries
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Everything scoring a run produces: per-sample rows, run and per-slice aggregates."""
+
+    rows: list[ScoreRow]
+    summaries: list[MetricSummary]
+    slices: list[SliceSummary]
 
 
 def score_samples(config: SuiteConfig, scored: Sequence[tuple[Sample, Completion | None]],
                   seed: int = 0) -> tuple[list[ScoreRow], list[MetricSummary]]:
     """Per-sample scores and their means with 95% CIs; unanswered samples counted apart."""
+    scoring = score_all(config, scored, seed)
+    return scoring.rows, scoring.summaries
+
+
+def score_all(config: SuiteConfig, scored: Sequence[tuple[Sample, Completion | None]],
+              seed: int = 0) -> Scoring:
+    """``score_samples`` plus the breakdowns the suite's ``stats:`` block asks for; CIs
+    resample whole clusters when it names a cluster field (docs/statistics.md)."""
     extraction: Extraction = config.extract
     rows: list[ScoreRow] = []
     summaries: list[MetricSummary] = []
+    slices: list[SliceSummary] = []
     missing = sum(1 for _, c in scored if c is None)
     answered = [(s, c) for s, c in scored if c is not None]
+    clusters = cluster_labels(config.stats, [s for s, _ in answered])
+    groups = [item_groups(config.stats, s, c) for s, c in answered]
+    missing_groups = [item_groups(config.stats, s, None) for s, c in scored if c is None]
     for name in config.metrics:
         metric = METRICS[name]
         if isinstance(metric, BatchMetric):
@@ -162,9 +250,19 @@ def score_samples(config: SuiteConfig, scored: Sequence[tuple[Sample, Completion
             results = [metric(sample, completion, extraction) for sample, completion in answered]
         rows.extend(ScoreRow(sample.id, name, result.value, result.extracted)
                     for (sample, _), result in zip(answered, results, strict=True))
-        if isinstance(metric, AggregateMetric):
-            mean, low, high = metric.aggregate(results, seed)
-        else:
-            mean, low, high = bootstrap_mean_ci([r.value for r in results], seed=seed)
+        aggregate = _aggregator(metric, seed)
+        mean, low, high = aggregate(results, clusters)
         summaries.append(MetricSummary(name, mean, low, high, len(results), missing))
-    return rows, summaries
+        slices.extend(summarize_slices(name, results, groups, missing_groups, clusters,
+                                       aggregate))
+    return Scoring(rows, summaries, slices)
+
+
+def _aggregator(metric: object, seed: int) -> Aggregate:
+    """A metric's run-level number and CI from per-sample results (and cluster labels).
+
+    An AggregateMetric computes its own interval; clustering is not applied to it."""
+    if isinstance(metric, AggregateMetric):
+        return lambda results, _clusters: metric.aggregate(results, seed)
+    return lambda results, clusters: bootstrap_mean_ci([r.value for r in results], seed=seed,
+                                                       clusters=clusters)

@@ -5,8 +5,10 @@ Grammar (docs/backends.md has the details)::
     smollm2-135m                              the embedded default model
     hf:<path or hub id>[?opt=v&...]           local transformers
     openai:<base url>@<model name>[?opt=v&...] any OpenAI-compatible server
+    openai:<url>,<url>,...@<model name>        replicas of one model (the first names it)
     vllm:<path or hub id>[?opt=v&...]          in-process vLLM engine (CUDA)
     vllm-serve:<path or hub id>[?opt=v&...]    a managed `vllm serve` process
+    serve:<path or hub id>?cmd=<template>[&...] a managed server started by any command
 
 Options that only change speed (batch size, concurrency, timeouts) are left
 out of the model's identity, so changing them reuses stored answers; options
@@ -16,7 +18,7 @@ that change answers (dtype, chat template) are kept in it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
@@ -24,13 +26,15 @@ from harness.backends.base import Backend
 from harness.errors import ModelSpecError
 
 EMBEDDED = "smollm2-135m"
-SCHEMES = ("hf", "openai", "vllm", "vllm-serve")
+SCHEMES = ("hf", "openai", "vllm", "vllm-serve", "serve")
 # options that change speed, not answers: excluded from the model identity
 RUNTIME_OPTIONS = frozenset({
     "batch_size", "concurrency", "timeout", "max_retries", "backoff", "device",
-    "gpu_memory_utilization", "startup_timeout", "port",
+    "gpu_memory_utilization", "startup_timeout", "port", "data_parallel",
+    "log", "max_num_seqs", "store_every",  # managed server log file; vLLM scheduling
+    "replica_cpus", "replica_gpus",  # data parallel: Ray resources per replica
 })
-NUMERIC_OPTIONS = RUNTIME_OPTIONS - {"device"} | {"tensor_parallel_size", "max_model_len"}
+NUMERIC_OPTIONS = RUNTIME_OPTIONS - {"device", "log"} | {"tensor_parallel_size", "max_model_len"}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -41,6 +45,8 @@ class ModelSpec:
     model_name: str | None = None  # openai: the served model's name
     options: dict[str, str] = field(default_factory=dict)
     raw: str = ""
+    # openai: further base URLs serving the same weights; speed only, not identity
+    replicas: tuple[str, ...] = ()
 
     @property
     def identity(self) -> str:
@@ -99,10 +105,14 @@ def parse_model_spec(spec: str) -> ModelSpec:
         url, at, name = target.rpartition("@")
         if not at or not url or not name:
             raise ModelSpecError(spec, "expected openai:<base url>@<model name>")
-        if not re.match(r"^https?://", url):
-            raise ModelSpecError(spec, f"base url {url!r} must start with http:// or https://")
-        return ModelSpec("openai", url.rstrip("/"), name, options, raw=spec)
-    if scheme in ("hf", "vllm", "vllm-serve"):
+        urls = [u.strip().rstrip("/") for u in url.split(",")]
+        for one in urls:
+            if not re.match(r"^https?://", one):
+                raise ModelSpecError(spec, f"base url {one!r} must start with http:// or https://")
+        if len(set(urls)) != len(urls):
+            raise ModelSpecError(spec, "the same base url is named twice")
+        return ModelSpec("openai", urls[0], name, options, raw=spec, replicas=tuple(urls[1:]))
+    if scheme in ("hf", "vllm", "vllm-serve", "serve"):
         looks_like_path = target.startswith((".", "/", "~")) or not _HUB_ID.match(target)
         if looks_like_path:
             path = Path(target).expanduser()
@@ -112,9 +122,20 @@ def parse_model_spec(spec: str) -> ModelSpec:
     return ModelSpec(scheme, target, options=options, raw=spec)
 
 
+def with_data_parallel(spec: ModelSpec, replicas: int) -> ModelSpec:
+    """The spec with ``data_parallel=replicas`` (``--data-parallel``); same identity."""
+    if replicas <= 1:
+        return spec
+    return replace(spec, options={**spec.options, "data_parallel": str(replicas)})
+
+
 def load_backend(spec: ModelSpec | str) -> Backend:
     """Build the backend a spec names. Imports heavy libraries only here."""
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if parsed.int_option("data_parallel", 1) > 1:  # N Ray actors, one backend each
+        from harness.backends.data_parallel import DataParallelBackend
+
+        return DataParallelBackend.from_spec(parsed)
     if parsed.scheme == "embedded":
         from harness.backends.embedded import load_embedded
 
@@ -128,12 +149,17 @@ def load_backend(spec: ModelSpec | str) -> Backend:
 
         return OpenAIBackend.from_spec(parsed)
     if parsed.scheme == "vllm":
-        from harness.backends.vllm_engine import VLLMBackend  # type: ignore[import-not-found]
+        from harness.backends.vllm_engine import VLLMBackend
 
         return VLLMBackend.from_spec(parsed)
-    from harness.backends.vllm_serve import managed_vllm_backend  # type: ignore[import-not-found]
+    if parsed.scheme == "serve":
+        from harness.backends.vllm_serve import managed_command_backend
+
+        return managed_command_backend(parsed)
+    from harness.backends.vllm_serve import managed_vllm_backend
 
     return managed_vllm_backend(parsed)
 
 
-__all__ = ["EMBEDDED", "Backend", "ModelSpec", "load_backend", "parse_model_spec"]
+__all__ = ["EMBEDDED", "Backend", "ModelSpec", "load_backend", "parse_model_spec",
+           "with_data_parallel"]

@@ -10,7 +10,7 @@ whole being unusable (a model that will not load).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from harness.types import Completion, Request, RequestKind
 
@@ -45,6 +45,24 @@ class Backend(ABC):
                     results[i] = completion
         return [c for c in results if c is not None]
 
+    def run_chunks(self, requests: Sequence[Request]) -> Iterator[list[tuple[int, Completion]]]:
+        """Answers as they become ready: ``(position in requests, completion)`` pairs,
+        in chunks the runner stores one transaction each. Every position comes
+        exactly once. The default is one chunk, the whole ``run``; a backend that
+        takes a whole run at once (vLLM) yields finished requests as it goes, so a
+        crash loses only what was still in flight."""
+        yield list(enumerate(_exactly(self.run(requests), len(requests))))
+
+    def run_stream(self, batches: Iterable[Sequence[Request]]
+                   ) -> Iterator[tuple[int, list[tuple[int, Completion]]]]:
+        """``(batch number, chunk)`` pairs over many batches: ``run_chunks`` of each
+        batch in turn. Backends that can work ahead (HTTP, data parallel) override it
+        to keep the next batch in flight while the runner stores this one; the batches
+        are the runner's, unchanged, so a crash still loses whole chunks only."""
+        for number, batch in enumerate(batches):
+            for chunk in self.run_chunks(batch):
+                yield number, chunk
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the backend holds (processes, connections, GPU memory)."""
 
@@ -53,6 +71,12 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _exactly(completions: list[Completion], count: int) -> list[Completion]:
+    if len(completions) != count:
+        raise RuntimeError(f"backend returned {len(completions)} answers for {count} requests")
+    return completions
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

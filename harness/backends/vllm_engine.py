@@ -1,0 +1,366 @@
+"""In-process vLLM (``vllm:<model>``): the whole run handed to the engine at once.
+
+vLLM's scheduler does continuous batching, so the best throughput comes from
+giving it every request up front and letting it order the work. The backend
+therefore asks the runner for one very large batch (``batch_size``), submits
+every request to the engine, and hands finished answers back as they complete
+through ``run_chunks``; the runner stores each chunk in one transaction, so a
+crash loses only what was still in the engine.
+
+Prompts are tokenised here, the same way the transformers backend does it
+(chat template with ``add_generation_prompt``, then no extra special tokens;
+text prompts with the tokenizer's own special tokens), and handed to the engine
+as token ids, so both backends feed the model exactly the same tokens.
+Loglikelihood uses prompt logprobs: one engine request per continuation, prompt
+= context + continuation, ``max_tokens=1``; the continuation's positions are
+read from ``prompt_logprobs``.
+
+vllm is imported only in ``VLLMBackend.from_spec``; the conversion functions
+below work on plain objects shaped like vLLM's outputs, so they are tested
+without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.backends import ModelSpec
+from harness.backends.base import Backend, truncate_at_stop
+from harness.errors import EvalarenaError, MissingDependencyError, ModelSpecError
+from harness.types import Completion, ErrorKind, GenerationParams, Request, RequestKind
+
+# spec option -> vllm.LLM keyword, with the type it is parsed as
+ENGINE_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "tensor_parallel_size": int, "pipeline_parallel_size": int, "max_model_len": int,
+    "gpu_memory_utilization": float, "max_num_seqs": int, "dtype": str, "quantization": str,
+    "kv_cache_dtype": str, "seed": int, "revision": str, "tokenizer": str,
+    "enforce_eager": lambda v: _bool(v), "trust_remote_code": lambda v: _bool(v),
+    "enable_prefix_caching": lambda v: _bool(v),
+}
+OWN_OPTIONS = ("batch_size", "store_every", "chat_template", "ignore_eos")
+DEFAULT_BATCH = 1_000_000  # a whole run at once: vLLM schedules it
+DEFAULT_STORE_EVERY = 256  # answers per stored chunk ...
+FLUSH_S = 2.0  # ... or whatever finished in this many seconds, whichever comes first
+
+
+class VLLMUnavailableError(EvalarenaError):
+    exit_code = 2
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def engine_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments for a ``vllm:`` spec; rejects unknown options."""
+    kwargs: dict[str, Any] = {"model": spec.target, "seed": 0}
+    for name, value in spec.options.items():
+        if name in ENGINE_OPTIONS:
+            try:
+                kwargs[name] = ENGINE_OPTIONS[name](value)
+            except ValueError as exc:
+                raise ModelSpecError(spec.raw, f"option {name}={value!r}: {exc}") from None
+        elif name not in OWN_OPTIONS:
+            raise ModelSpecError(spec.raw, f"unknown option {name!r} for vllm; known: "
+                                 + ", ".join(sorted([*ENGINE_OPTIONS, *OWN_OPTIONS])))
+    return kwargs
+
+
+def sampling_kwargs(params: GenerationParams, *, ignore_eos: bool = False) -> dict[str, Any]:
+    """``vllm.SamplingParams`` keywords for a generate request.
+
+    Greedy requests ask for one sequence (``n`` greedy decodes are one decode
+    repeated; see ``generation_completion``), so they never depend on how a
+    vLLM version treats ``n > 1`` with temperature 0."""
+    kwargs: dict[str, Any] = {
+        "n": 1 if params.greedy else params.n,
+        "temperature": params.temperature,
+        "top_p": 1.0 if params.greedy else params.top_p,
+        "max_tokens": params.max_tokens,
+        "stop": list(params.stop),
+        "seed": params.seed,
+        "skip_special_tokens": True,
+    }
+    if ignore_eos:
+        kwargs["ignore_eos"] = True
+    return kwargs
+
+
+SCORING_KWARGS: dict[str, Any] = {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 1}
+
+
+def generation_completion(output: Any, params: GenerationParams, latency_s: float) -> Completion:
+    """A vLLM ``RequestOutput`` as a Completion (n texts, finish reasons, token counts)."""
+    samples = sorted(output.outputs, key=lambda o: o.index)
+    if any(s.finish_reason not in ("stop", "length") for s in samples):
+        reasons = [s.finish_reason for s in samples]
+        return Completion.failed(ErrorKind.BACKEND_CRASH, f"vLLM finished with {reasons}")
+    if params.greedy and len(samples) == 1:
+        samples = samples * params.n
+    if len(samples) != params.n:
+        return Completion.failed(ErrorKind.INVALID_RESPONSE,
+                                 f"asked for n={params.n} samples, vLLM returned {len(samples)}")
+    cut = [truncate_at_stop(s.text, params.stop) for s in samples]
+    return Completion(
+        texts=tuple(text for text, _ in cut),
+        finish_reasons=tuple("stop" if found else s.finish_reason
+                             for (_, found), s in zip(cut, samples, strict=True)),
+        prompt_tokens=len(output.prompt_token_ids or ()),
+        output_tokens=sum(len(s.token_ids) for s in
+                          (samples[:1] if params.greedy else samples)),
+        latency_s=latency_s,
+    )
+
+
+def continuation_score(prompt_token_ids: Sequence[int], prompt_logprobs: Sequence[Any],
+                       n_continuation: int) -> tuple[float, bool, int]:
+    """Sum of the last ``n_continuation`` prompt tokens' logprobs, and whether each
+    was the model's top choice.
+
+    ``prompt_logprobs[k]`` maps token id -> Logprob (``.logprob``, ``.rank``)
+    for prompt position k, and is None for position 0. It always holds the
+    actual prompt token; with ``prompt_logprobs=1`` also the top-1 token.
+    """
+    if len(prompt_logprobs) != len(prompt_token_ids):
+        raise ValueError(f"{len(prompt_logprobs)} prompt logprobs for "
+                         f"{len(prompt_token_ids)} prompt tokens")
+    if not 0 < n_continuation < len(prompt_token_ids):
+        raise ValueError(f"cannot score {n_continuation} of {len(prompt_token_ids)} tokens "
+                         "(the first prompt token has no logprob)")
+    total, greedy = 0.0, True
+    for position in range(len(prompt_token_ids) - n_continuation, len(prompt_token_ids)):
+        entry: Mapping[int, Any] | None = prompt_logprobs[position]
+        token = prompt_token_ids[position]
+        if entry is None or token not in entry:
+            raise ValueError(f"no logprob for prompt token {token} at position {position}")
+        chosen = entry[token]
+        total += float(chosen.logprob)
+        if chosen.rank is not None:
+            greedy = greedy and chosen.rank == 1
+        else:
+            greedy = greedy and chosen.logprob >= max(v.logprob for v in entry.values())
+    return total, greedy, n_continuation
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One engine request: a generation, or one continuation of a scoring request."""
+
+    position: int  # index into the batch handed to run_chunks
+    choice: int  # continuation index; -1 for a generation
+    prompt: list[int]
+    n_continuation: int = 0
+
+
+class VLLMBackend(Backend):
+    def __init__(self, model_id: str, llm: Any, *, batch_size: int = DEFAULT_BATCH,
+                 store_every: int = DEFAULT_STORE_EVERY, chat_template: str | None = None,
+                 ignore_eos: bool = False) -> None:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        self.model_id = model_id
+        self.llm = llm
+        self.engine = llm.llm_engine
+        self.tokenizer = llm.get_tokenizer()
+        self.batch_size = batch_size
+        self.store_every = store_every
+        self.chat_template = chat_template
+        self.ignore_eos = ignore_eos
+        self.max_model_len = int(self.engine.model_config.max_model_len)
+        self._sampling_params = SamplingParams
+        self._tokens_prompt = TokensPrompt
+        self._counter = 0
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> VLLMBackend:
+        kwargs = engine_kwargs(spec)  # a bad option fails before CUDA is touched
+        if importlib.util.find_spec("vllm") is None:
+            raise MissingDependencyError("vllm", "vllm", "the vllm: backend")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise VLLMUnavailableError("the vllm: backend needs a CUDA GPU and none is visible "
+                                       "(use hf: or smollm2-135m on CPU)")
+        from vllm import LLM
+
+        template = spec.options.get("chat_template")
+        if template and not template.lstrip().startswith("{"):  # a path, not inline Jinja
+            with open(template, encoding="utf-8") as handle:
+                template = handle.read()
+        return cls(spec.identity, LLM(**kwargs),
+                   batch_size=spec.int_option("batch_size", DEFAULT_BATCH),
+                   store_every=spec.int_option("store_every", DEFAULT_STORE_EVERY),
+                   chat_template=template,
+                   ignore_eos=_bool(spec.options.get("ignore_eos", "false")))
+
+    # -- prompts -----------------------------------------------------------
+    def _encode(self, text: str, special: bool) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=special).input_ids)
+
+    def _context_text(self, request: Request) -> tuple[str, bool]:
+        """The prompt as text, and whether tokenising it adds special tokens."""
+        if request.messages is None:
+            return request.text or "", True
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        rendered = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False,
+            chat_template=self.chat_template)
+        return str(rendered), False
+
+    def _jobs(self, position: int, request: Request) -> list[_Job] | Completion:
+        """Engine requests for one Request, or the Completion that fails it at once."""
+        text, special = self._context_text(request)
+        if request.kind is RequestKind.GENERATE:
+            ids = self._encode(text, special)
+            if len(ids) + request.params.max_tokens > self.max_model_len:
+                return Completion.failed(
+                    ErrorKind.CONTEXT_LENGTH, f"prompt of {len(ids)} tokens + max_tokens "
+                    f"{request.params.max_tokens} exceeds max_model_len {self.max_model_len}")
+            return [_Job(position, -1, ids)]
+        from harness.backends.hf import _move_trailing_space  # same convention as hf:
+
+        context, _ = _move_trailing_space(text, "")
+        n_context = len(self._encode(context, special))
+        jobs = []
+        for choice, continuation in enumerate(request.continuations):
+            whole = self._encode(context + _move_trailing_space(text, continuation)[1], special)
+            n_cont = max(len(whole) - n_context, 1)
+            ids = whole[-(self.max_model_len - 1):]  # left-truncated, room for 1 new token
+            jobs.append(_Job(position, choice, ids, min(n_cont, len(ids) - 1)))
+        return jobs
+
+    # -- running -------------------------------------------------------------
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return self.run(requests)
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
+        return self.run(requests)
+
+    def run(self, requests: Sequence[Request]) -> list[Completion]:
+        results: dict[int, Completion] = {}
+        for chunk in self.run_chunks(requests):
+            results.update(chunk)
+        return [results[i] for i in range(len(requests))]
+
+    def run_chunks(self, requests: Sequence[Request]) -> Iterator[list[tuple[int, Completion]]]:
+        ready: list[tuple[int, Completion]] = []
+        pending: dict[str, _Job] = {}
+        scored: dict[int, dict[int, tuple[float, bool, int]] | None] = {}
+        started = time.perf_counter()
+        try:
+            for position, request in enumerate(requests):
+                try:
+                    jobs = self._jobs(position, request)
+                except Exception as exc:  # a template or tokenizer failure sinks one request
+                    jobs = Completion.failed(ErrorKind.BAD_REQUEST, f"{type(exc).__name__}: {exc}")
+                if isinstance(jobs, Completion):
+                    ready.append((position, jobs))
+                    continue
+                submitted: list[str] = []
+                for job in jobs:
+                    request_id = self._submit(job, request)
+                    if isinstance(request_id, Completion):  # refused: drop its siblings too
+                        ready.append((position, request_id))
+                        if submitted:
+                            self.engine.abort_request(submitted)
+                        for sibling in submitted:
+                            del pending[sibling]
+                        break
+                    submitted.append(request_id)
+                    pending[request_id] = job
+            last_flush = time.monotonic()
+            while pending:
+                if not self.engine.has_unfinished_requests():
+                    raise RuntimeError(f"vLLM went idle with {len(pending)} requests unanswered "
+                                       "(request ids not recognised?)")
+                for output in self.engine.step():
+                    job = pending.get(_our_id(output.request_id))
+                    if job is None or not output.finished:
+                        continue
+                    del pending[_our_id(output.request_id)]
+                    done = self._finish(job, requests[job.position], output, scored,
+                                        time.perf_counter() - started)
+                    if done is not None:
+                        ready.append((job.position, done))
+                if ready and (len(ready) >= self.store_every
+                              or time.monotonic() - last_flush >= FLUSH_S):
+                    yield ready
+                    ready, last_flush = [], time.monotonic()
+            if ready:
+                yield ready
+        finally:
+            if pending:  # interrupted or failed: leave the engine empty for the next call
+                self.engine.abort_request(list(pending))
+
+    def _submit(self, job: _Job, request: Request) -> str | Completion:
+        self._counter += 1
+        # no "-" in our ids: recent vLLM appends "-<random>" to request ids internally
+        request_id = f"ea{self._counter}"
+        if job.choice < 0:
+            params = self._sampling_params(**sampling_kwargs(request.params,
+                                                             ignore_eos=self.ignore_eos))
+        else:
+            params = self._sampling_params(**SCORING_KWARGS)
+        try:
+            self.engine.add_request(request_id, self._tokens_prompt(prompt_token_ids=job.prompt),
+                                    params)
+        except ValueError as exc:  # vLLM's per-request validation (length, parameters)
+            kind = ErrorKind.CONTEXT_LENGTH if "length" in str(exc).lower() \
+                else ErrorKind.BAD_REQUEST
+            return Completion.failed(kind, f"vLLM refused the request: {exc}")
+        return request_id
+
+    def _finish(self, job: _Job, request: Request, output: Any,
+                scored: dict[int, dict[int, tuple[float, bool, int]] | None],
+                latency_s: float) -> Completion | None:
+        """The Completion once every engine request of ``request`` has finished."""
+        if job.choice < 0:
+            return generation_completion(output, request.params, latency_s)
+        choices = scored.setdefault(job.position, {})
+        if choices is None:  # a sibling continuation already failed the request
+            return None
+        try:
+            score = continuation_score(output.prompt_token_ids, output.prompt_logprobs or [],
+                                       job.n_continuation)
+        except ValueError as exc:
+            scored[job.position] = None
+            return Completion.failed(ErrorKind.INVALID_RESPONSE, f"prompt logprobs: {exc}")
+        choices[job.choice] = score
+        if len(choices) < len(request.continuations):
+            return None
+        del scored[job.position]
+        ordered = [choices[j] for j in range(len(request.continuations))]
+        return Completion(
+            loglikelihoods=tuple(s for s, _, _ in ordered),
+            greedy_matches=tuple(g for _, g, _ in ordered),
+            continuation_tokens=tuple(n for _, _, n in ordered),
+            prompt_tokens=len(output.prompt_token_ids) - job.n_continuation,
+            latency_s=latency_s,
+        )
+
+    def close(self) -> None:
+        """Drop the engine so its GPU memory can be reclaimed by the next model."""
+        self.engine = None
+        self.llm = None
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except Exception:  # best effort on the way out
+            pass
+
+
+def _our_id(request_id: str) -> str:
+    return str(request_id).split("-", 1)[0]

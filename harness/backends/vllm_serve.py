@@ -1,0 +1,191 @@
+"""Managed servers: ``vllm-serve:<model>`` and ``serve:<model>?cmd=...``.
+
+A managed backend is the server lifecycle (``managed_server.ManagedServer``)
+plus the ordinary openai backend pointed at it. evalarena starts the server
+when a run has something to generate, sends the run over the OpenAI API, and
+stops the server when the run ends, fails or is interrupted.
+
+The model identity is the managed spec (``vllm-serve:<model>?dtype=...``), not
+the server's URL, so the random port never changes a request key: rerunning the
+same command starts a fresh server and resumes the run.
+
+If the server dies mid-run, the batch in flight comes back as ``connection``
+errors (stored, typed, retried next time) and the run stops with
+``ServerDiedError`` naming the log, instead of sending every remaining request
+to a dead port.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from harness.backends import ModelSpec
+from harness.backends.base import Backend
+from harness.backends.managed_server import ManagedServer, ServerDiedError, describe_exit
+from harness.errors import ModelSpecError
+from harness.types import Completion, Request
+
+# options read by the openai client side (see docs/backends.md, "openai")
+CLIENT_OPTIONS = ("concurrency", "timeout", "max_retries", "backoff", "endpoint")
+# options of the lifecycle itself
+LIFECYCLE_OPTIONS = ("startup_timeout", "port", "log")
+# vllm-serve: spec option -> `vllm serve` flag; True marks a flag without a value
+VLLM_FLAGS: dict[str, str] = {
+    "tensor_parallel_size": "--tensor-parallel-size",
+    "pipeline_parallel_size": "--pipeline-parallel-size",
+    "data_parallel_size": "--data-parallel-size",
+    "max_model_len": "--max-model-len",
+    "gpu_memory_utilization": "--gpu-memory-utilization",
+    "max_num_seqs": "--max-num-seqs",
+    "dtype": "--dtype",
+    "quantization": "--quantization",
+    "kv_cache_dtype": "--kv-cache-dtype",
+    "seed": "--seed",
+    "revision": "--revision",
+    "tokenizer": "--tokenizer",
+    "chat_template": "--chat-template",
+}
+VLLM_SWITCHES: dict[str, str] = {
+    "enforce_eager": "--enforce-eager",
+    "trust_remote_code": "--trust-remote-code",
+    "enable_prefix_caching": "--enable-prefix-caching",
+}
+# `serve:` presets; anything else in cmd= is a template
+PRESETS: dict[str, str] = {
+    "vllm": "vllm serve {model} --host {host} --port {port}",
+    "transformers": "transformers serve {model} --host {host} --port {port}",
+}
+DEFAULT_STARTUP_TIMEOUT_S = 900.0  # a 70B model loading from network storage is slow
+VLLM_DEFAULT_CONCURRENCY = "256"  # vLLM schedules its own batch; keep it fed
+
+
+class ManagedServerBackend(Backend):
+    """The openai backend over a server this backend started and will stop."""
+
+    def __init__(self, model_id: str, server: ManagedServer, client: Backend) -> None:
+        self.model_id = model_id
+        self.server = server
+        self.client = client
+        self.batch_size = client.batch_size
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return self._checked(self.client.generate, requests)
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
+        return self._checked(self.client.loglikelihood, requests)
+
+    def run(self, requests: Sequence[Request]) -> list[Completion]:
+        return self._checked(self.client.run, requests)
+
+    def run_chunks(self, requests: Sequence[Request]) -> Iterator[list[tuple[int, Completion]]]:
+        """Hand back the batch's answers (errors included, so they are stored),
+        then stop the run if the server died while answering them."""
+        self._raise_if_dead()
+        yield from self.client.run_chunks(requests)
+        self._raise_if_dead()
+
+    def _checked(self, method: object, requests: Sequence[Request]) -> list[Completion]:
+        self._raise_if_dead()
+        assert callable(method)
+        return list(method(requests))
+
+    def _raise_if_dead(self) -> None:
+        if self.server.alive():
+            return
+        assert self.server.process is not None
+        raise ServerDiedError(
+            f"{self.server.name} (pid {self.server.pid}) "
+            f"{describe_exit(self.server.process.poll())} during the run; answers so far are "
+            f"stored, rerun the same command to restart it and resume. Log {self.server.log_path}:"
+            f"\n{self.server.log_tail(1500)}")
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            self.server.stop()
+
+
+def vllm_serve_command(spec: ModelSpec) -> list[str]:
+    """``vllm serve`` argv (with {host}/{port} placeholders) for a vllm-serve spec."""
+    argv = ["vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}"]
+    for name, value in sorted(spec.options.items()):
+        if name in VLLM_FLAGS:
+            argv += [VLLM_FLAGS[name], value]
+        elif name in VLLM_SWITCHES:
+            if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise ModelSpecError(spec.raw, f"option {name}={value!r}: expected true or false")
+            if value.lower() in ("1", "true", "yes"):
+                argv.append(VLLM_SWITCHES[name])
+        elif name == "vllm_args":
+            argv += shlex.split(value)
+        elif name not in CLIENT_OPTIONS + LIFECYCLE_OPTIONS:
+            known = sorted([*VLLM_FLAGS, *VLLM_SWITCHES, "vllm_args", *CLIENT_OPTIONS,
+                            *LIFECYCLE_OPTIONS])
+            raise ModelSpecError(spec.raw, f"unknown option {name!r} for vllm-serve; "
+                                 f"known: {', '.join(known)}")
+    return argv
+
+
+def serve_command(spec: ModelSpec) -> list[str]:
+    """argv template for a ``serve:`` spec: a preset name or a command template."""
+    template = spec.options.get("cmd")
+    if not template:
+        raise ModelSpecError(spec.raw, "serve: needs cmd=<command template> (or a preset: "
+                             + ", ".join(PRESETS) + "); see docs/backends.md")
+    argv = shlex.split(PRESETS.get(template, template))
+    if not any("{port}" in part for part in argv):
+        raise ModelSpecError(spec.raw, "cmd must contain {port}, where the server listens")
+    unknown = set(spec.options) - {"cmd", "health", *CLIENT_OPTIONS, *LIFECYCLE_OPTIONS}
+    if unknown:
+        raise ModelSpecError(spec.raw, f"unknown option(s) {sorted(unknown)} for serve:")
+    return argv
+
+
+def managed_vllm_backend(spec: ModelSpec) -> ManagedServerBackend:
+    """Start ``vllm serve`` for a vllm-serve spec and return a backend over it."""
+    argv = vllm_serve_command(spec)
+    client_options = {"concurrency": VLLM_DEFAULT_CONCURRENCY,
+                      **{k: v for k, v in spec.options.items() if k in CLIENT_OPTIONS}}
+    return _start(spec, argv, "vllm-serve", "/health", client_options)
+
+
+def managed_command_backend(spec: ModelSpec) -> ManagedServerBackend:
+    """Start the server a ``serve:`` spec's cmd describes and return a backend over it."""
+    argv = serve_command(spec)
+    client_options = {k: v for k, v in spec.options.items() if k in CLIENT_OPTIONS}
+    name = Path(argv[0]).name
+    if name == "{model}":
+        name = "server"
+    return _start(spec, argv, name, spec.options.get("health", "/health"), client_options)
+
+
+def _start(spec: ModelSpec, argv: list[str], name: str, health: str,
+           client_options: dict[str, str]) -> ManagedServerBackend:
+    from harness.backends.openai_compat import OpenAIBackend
+
+    port = spec.int_option("port", 0) or None
+    log = spec.options.get("log")
+    server = ManagedServer(
+        argv, model=spec.target, name=name, port=port, health_path=health,
+        startup_timeout=spec.float_option("startup_timeout", DEFAULT_STARTUP_TIMEOUT_S),
+        log_path=Path(log).expanduser() if log else None,
+    )
+    # the client is built first, so a bad client option fails before a server starts
+    client_spec = ModelSpec("openai", "http://placeholder/v1", spec.target, client_options,
+                            raw=spec.raw)
+    client = OpenAIBackend.from_spec(client_spec)
+    server.start()
+    print(f"evalarena: started {name} (pid {server.pid}) at {server.base_url}, "
+          f"log {server.log_path}", file=sys.stderr, flush=True)
+    try:
+        client = OpenAIBackend.from_spec(ModelSpec(
+            "openai", f"{server.base_url}/v1", spec.target, client_options, raw=spec.raw))
+        client.model_id = spec.identity  # the port is not part of what answers depend on
+    except BaseException:
+        server.stop()
+        raise
+    return ManagedServerBackend(spec.identity, server, client)

@@ -1,0 +1,244 @@
+"""The vLLM backends.
+
+Without CUDA and vllm the engine itself cannot run, so the GPU tests skip with
+the reason. What is tested everywhere is our own logic around vLLM: how a
+spec becomes engine and ``vllm serve`` arguments, how a request becomes
+sampling parameters, and how vLLM's output structures (built here by hand in
+the documented shapes: ``RequestOutput.outputs[i].text/token_ids/finish_reason``,
+``prompt_logprobs[k] = {token_id: Logprob(logprob, rank)}``) become answers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.backends import parse_model_spec
+from harness.backends.base import Backend
+from harness.backends.vllm_engine import (
+    continuation_score,
+    engine_kwargs,
+    generation_completion,
+    sampling_kwargs,
+)
+from harness.backends.vllm_serve import serve_command, vllm_serve_command
+from harness.errors import ModelSpecError
+from harness.types import ErrorKind, GenerationParams
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+HAVE_VLLM = importlib.util.find_spec("vllm") is not None
+gpu = [
+    pytest.mark.gpu,
+    pytest.mark.slow,
+    pytest.mark.skipif(not HAVE_VLLM, reason="vllm is not installed (pip install "
+                       "'evalarena[vllm]'; needs a CUDA machine)"),
+    pytest.mark.skipif(not _cuda(), reason="no CUDA GPU visible: vLLM needs one"),
+]
+
+
+@dataclass(frozen=True)
+class Logprob:  # the fields of vllm.logprobs.Logprob that we read
+    logprob: float
+    rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Sample:  # vllm.outputs.CompletionOutput
+    index: int
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str | None
+
+
+@dataclass(frozen=True)
+class Output:  # vllm.outputs.RequestOutput
+    prompt_token_ids: list[int]
+    outputs: list[Sample]
+
+
+def test_spec_options_become_engine_arguments(tmp_path: Path) -> None:
+    spec = parse_model_spec(f"vllm:{tmp_path}?tensor_parallel_size=2&dtype=bfloat16"
+                            "&gpu_memory_utilization=0.85&max_model_len=4096&enforce_eager=true")
+    assert engine_kwargs(spec) == {
+        "model": str(tmp_path.resolve()), "seed": 0, "tensor_parallel_size": 2,
+        "dtype": "bfloat16", "gpu_memory_utilization": 0.85, "max_model_len": 4096,
+        "enforce_eager": True,
+    }
+    # memory and batching options only change speed: same identity, same answers reused
+    assert "gpu_memory_utilization" not in spec.identity and "tensor_parallel_size" in spec.identity
+    with pytest.raises(ModelSpecError, match="unknown option 'tensor_parallel'"):
+        engine_kwargs(parse_model_spec(f"vllm:{tmp_path}?tensor_parallel=2"))
+
+
+def test_vllm_serve_command_and_serve_presets(tmp_path: Path) -> None:
+    spec = parse_model_spec(f"vllm-serve:{tmp_path}?tensor_parallel_size=8&quantization=fp8"
+                            "&enable_prefix_caching=true&concurrency=64&port=8011")
+    argv = vllm_serve_command(spec)
+    assert argv[:7] == ["vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}"]
+    assert argv[7:] == ["--enable-prefix-caching", "--quantization", "fp8",
+                        "--tensor-parallel-size", "8"]  # client and lifecycle options stay out
+    with pytest.raises(ModelSpecError, match="unknown option 'tp'"):
+        vllm_serve_command(parse_model_spec(f"vllm-serve:{tmp_path}?tp=8"))
+    preset = serve_command(parse_model_spec(f"serve:{tmp_path}?cmd=transformers"))
+    assert preset == ["transformers", "serve", "{model}", "--host", "{host}", "--port", "{port}"]
+    with pytest.raises(ModelSpecError, match=r"must contain \{port\}"):
+        serve_command(parse_model_spec(f"serve:{tmp_path}?cmd=llama-server -m x.gguf"))
+
+
+def test_sampling_parameters() -> None:
+    greedy = sampling_kwargs(GenerationParams(max_tokens=16, stop=("\n",), n=3))
+    assert greedy == {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "stop": ["\n"],
+                      "seed": None, "skip_special_tokens": True}
+    sampled = sampling_kwargs(GenerationParams(temperature=0.8, top_p=0.95, n=10, seed=7),
+                              ignore_eos=True)
+    assert (sampled["n"], sampled["temperature"], sampled["top_p"], sampled["seed"],
+            sampled["ignore_eos"]) == (10, 0.8, 0.95, 7, True)
+
+
+def test_generation_output_becomes_a_completion() -> None:
+    params = GenerationParams(temperature=0.7, n=2, stop=("\n",), seed=1)
+    output = Output([1, 2, 3], [Sample(1, "second", (5, 6), "length"),
+                                Sample(0, "Paris\nmore", (7, 8, 9), "stop")])
+    completion = generation_completion(output, params, 0.5)
+    assert completion.texts == ("Paris", "second")  # by index, cut at the stop sequence
+    assert completion.finish_reasons == ("stop", "length")
+    assert (completion.prompt_tokens, completion.output_tokens) == (3, 5)
+    # n greedy samples are one decode repeated
+    greedy = generation_completion(Output([1], [Sample(0, "4", (9,), "stop")]),
+                                   GenerationParams(n=3), 0.1)
+    assert greedy.texts == ("4", "4", "4") and greedy.output_tokens == 1
+    aborted = generation_completion(Output([1], [Sample(0, "", (), "abort")]),
+                                    GenerationParams(), 0.1)
+    assert aborted.error is not None and aborted.error.kind is ErrorKind.BACKEND_CRASH
+
+
+def test_prompt_logprobs_become_continuation_scores() -> None:
+    ids = [1, 10, 11, 12, 13]  # a 3-token context, then a 2-token continuation
+    logprobs = [None, {10: Logprob(-1.0, 3)}, {11: Logprob(-2.0, 1)},
+                {12: Logprob(-0.25, 1)}, {13: Logprob(-0.5, 2), 99: Logprob(-0.1, 1)}]
+    total, greedy, count = continuation_score(ids, logprobs, 2)
+    assert math.isclose(total, -0.75) and greedy is False and count == 2
+    total, greedy, _ = continuation_score(ids, logprobs, 1)
+    assert math.isclose(total, -0.5) and greedy is False
+    assert continuation_score(ids[:4], logprobs[:4], 2)[1] is True
+    # no rank (older vLLM): greedy means the token's logprob is the best shown
+    no_rank = [None, {10: Logprob(-0.3)}, {11: Logprob(-0.2), 5: Logprob(-2.0)}]
+    assert continuation_score([1, 10, 11], no_rank, 2) == (-0.5, True, 2)
+    with pytest.raises(ValueError, match="no logprob for prompt token 11"):
+        continuation_score([1, 10, 11], [None, {10: Logprob(-1.0)}, {7: Logprob(-1.0)}], 1)
+    with pytest.raises(ValueError, match="first prompt token"):
+        continuation_score([1, 10], [None, {10: Logprob(-1.0)}], 2)
+
+
+def test_vllm_backend_without_vllm_or_cuda_is_one_clear_error(cli, tmp_path: Path) -> None:
+    if HAVE_VLLM and _cuda():
+        pytest.skip("vllm and CUDA are both here; the GPU tests cover this machine")
+    result = cli("run", "--model", f"vllm:{tmp_path}", "--suite", "smoke", "--quiet",
+                 "--db", str(tmp_path / "v.db"))
+    assert result.returncode == 2
+    assert ("pip install 'evalarena[vllm]'" in result.stderr
+            or "needs a CUDA GPU" in result.stderr), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+class Streaming(Backend):
+    """The embedded model behind the streaming interface the vLLM backend uses:
+    the whole run in one batch, answers yielded two at a time; it can crash
+    after some chunks (the fault a GPU OOM or a killed engine causes)."""
+
+    def __init__(self, inner: Backend, crash_after: int | None = None) -> None:
+        self.inner, self.model_id, self.batch_size = inner, inner.model_id, 1_000_000
+        self.crash_after, self.seen = crash_after, []  # type: ignore[var-annotated]
+
+    def generate(self, requests):  # type: ignore[no-untyped-def]
+        raise AssertionError("the runner calls run_chunks()")
+
+    loglikelihood = generate
+
+    def run_chunks(self, requests):  # type: ignore[no-untyped-def]
+        for chunk, start in enumerate(range(0, len(requests), 2)):
+            if self.crash_after is not None and chunk >= self.crash_after:
+                raise RuntimeError("engine died")
+            part = requests[start:start + 2]
+            self.seen += [r.key for r in part]
+            yield list(zip(range(start, start + len(part)), self.inner.run(part), strict=True))
+
+
+@pytest.mark.slow
+def test_streamed_chunks_are_stored_as_they_come(tmp_path: Path, embedded_backend) -> None:
+    from harness.runner import execute, plan_run
+    from harness.store import Store
+
+    plan = plan_run("smoke", "smollm2-135m", limit=6)
+    with Store(tmp_path / "ref.db") as ref:
+        execute(ref, plan, lambda: Streaming(embedded_backend))
+        expected = ref.completions(r.key for _, r in plan.items)
+    with Store(tmp_path / "s.db") as store:
+        crashing = Streaming(embedded_backend, crash_after=2)
+        with pytest.raises(RuntimeError, match="engine died"):
+            execute(store, plan, lambda: crashing)
+        stored = store.completed_keys(r.key for _, r in plan.items)
+        assert stored == set(crashing.seen) and len(stored) == 4  # two chunks, not zero
+        resumed = Streaming(embedded_backend)
+        outcome = execute(store, plan, lambda: resumed)
+        assert not set(resumed.seen) & stored and outcome.generated == 2
+        got = store.completions(r.key for _, r in plan.items)
+    assert {k: c.texts for k, c in got.items()} == {k: c.texts for k, c in expected.items()}
+
+
+# -- on a GPU ----------------------------------------------------------------------
+def _on_gpu(test):  # type: ignore[no-untyped-def]
+    for mark in reversed(gpu):  # marks, not a check in the body: fixtures load nothing first
+        test = mark(test)
+    return test
+
+
+@_on_gpu
+@pytest.mark.parametrize("suite", ["smoke", "smoke-mc"])
+def test_vllm_agrees_with_transformers(suite: str, tmp_path: Path, embedded_backend) -> None:
+    """Same weights, same tokens (both backends tokenise the same way), bfloat16 on
+    both sides (what the transformers backend picks on CUDA)."""
+    from harness.backends import load_backend
+    from harness.backends.embedded import converted_model_dir
+    from harness.runner import execute, plan_run
+    from harness.store import Store
+
+    spec = (f"vllm:{converted_model_dir()}?dtype=bfloat16&gpu_memory_utilization=0.3"
+            "&store_every=5")
+    with Store(tmp_path / "g.db") as store:
+        ours = plan_run(suite, spec)
+        ref = plan_run(suite, "smollm2-135m")
+        execute(store, ref, lambda: embedded_backend)
+        outcome = execute(store, ours, lambda: load_backend(ours.model))
+        assert outcome.errors == 0, store.latest_errors(ours.run_id)
+        mine = store.completions(r.key for _, r in ours.items)
+        theirs = store.completions(r.key for _, r in ref.items)
+    pairs = [(mine[a.key], theirs[b.key]) for (_, a), (_, b) in zip(ours.items, ref.items,
+                                                                     strict=True)]
+    if suite == "smoke":
+        same = sum(m.texts == t.texts for m, t in pairs)
+        print(f"\ngreedy agreement vllm vs transformers: {same}/{len(pairs)}")
+        assert same / len(pairs) >= 0.9
+    else:
+        worst = max(abs(x - y) for m, t in pairs
+                    for x, y in zip(m.loglikelihoods, t.loglikelihoods, strict=True))
+        picks = sum(_argmax(m.loglikelihoods) == _argmax(t.loglikelihoods) for m, t in pairs)
+        print(f"\nloglikelihood: worst |diff| {worst:.4f}, same choice {picks}/{len(pairs)}")
+        assert worst < 0.5 and picks / len(pairs) >= 0.9
+
+
+def _argmax(values: tuple[float, ...]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
