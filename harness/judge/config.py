@@ -34,6 +34,9 @@ class JudgeConfig(BaseModel):
     policy: Literal["tie", "drop"] = "tie"  # a pair whose verdict flips with the order
     max_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.0, ge=0.0)
+    # generate: the judge writes a reply ending in a verdict; likelihood: the verdict
+    # tokens are scored and read from the judge's probabilities (harness/judge/likelihood.py)
+    verdict: Literal["generate", "likelihood"] = "generate"
 
     def template_name(self, mode: Mode) -> str | None:
         return self.single if mode == "single" else self.pairwise

@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.backends.base import Backend
-from harness.judge.parse import parse_verdict, swap_outcome
+from harness.judge import likelihood
+from harness.judge.parse import Verdict, parse_verdict, swap_outcome
 from harness.judge.plan import JudgePlan, Slot, build_slots
 from harness.judge.prompts import retry_messages
 from harness.judge.verdicts import combine_pair_outcomes, combine_scores, pair_outcome
@@ -75,6 +76,7 @@ def run_judging(store: Store, plan: JudgePlan, backends: BackendFactory,
     store.add_requests(s.request for s in slots)
     outcome = JudgeOutcome(plan.panel_id, plan.mode, [])
     verdicts: dict[tuple[str, str, str, str | None, bool], str] = {}
+    replies: dict[tuple[str, str, str, str | None, bool], str] = {}
     for judge in plan.judges:
         mine = [s for s in slots if s.judge.id == judge.id]
         stats, rows = _judge_slots(store, plan, judge.id, judge.identity, mine, backends,
@@ -83,14 +85,14 @@ def run_judging(store: Store, plan: JudgePlan, backends: BackendFactory,
         outcome.judges.append(stats)
         for row in rows:
             if row.outcome is not None:
-                verdicts[(row.judge, row.sample_id, row.model_a, row.model_b,
-                          row.swapped)] = row.outcome
+                key = (row.judge, row.sample_id, row.model_a, row.model_b, row.swapped)
+                verdicts[key], replies[key] = row.outcome, row.raw
     units = sorted({(s.sample_id, s.model_a, s.model_b) for s in slots},
                    key=lambda u: (u[1], u[2] or "", u[0]))
     if plan.mode == "single":
         outcome.scores = _store_scores(store, plan, units, verdicts)
     else:
-        outcome.pairs = _store_battles(store, plan, units, verdicts)
+        outcome.pairs = _store_battles(store, plan, units, verdicts, replies)
     return outcome
 
 
@@ -122,6 +124,10 @@ def _judge_slots(store: Store, plan: JudgePlan, judge_id: str, identity: str,
         for slot in slots:
             completion = answers.get(slot.request.key)
             if completion is None:
+                continue
+            if plan.config.verdict == "likelihood":
+                text, read = likelihood.read(completion, scale, plan.mode)
+                first_reads[slot.request.key] = (text, Verdict(outcome=read))
                 continue
             text, truncated = _reply(completion)
             verdict = parse_verdict(text, scale, truncated=truncated, answers=slot.shown)
@@ -233,7 +239,8 @@ def _store_scores(store: Store, plan: JudgePlan,
 
 def _store_battles(store: Store, plan: JudgePlan,
                    units: list[tuple[str, str, str | None]],
-                   verdicts: dict[tuple[str, str, str, str | None, bool], str]
+                   verdicts: dict[tuple[str, str, str, str | None, bool], str],
+                   replies: dict[tuple[str, str, str, str | None, bool], str]
                    ) -> dict[tuple[str, str], Counter[str]]:
     """One battle per item and pair (both orders combined by the policy; jurors by
     ``combine``); a pair that no longer has an outcome loses its battle."""
@@ -246,6 +253,11 @@ def _store_battles(store: Store, plan: JudgePlan,
             first = verdicts.get((judge.id, sample_id, model_a, model_b, False))
             second = verdicts.get((judge.id, sample_id, model_a, model_b, True))
             result, status = pair_outcome(first, second, plan.config.policy)
+            if plan.config.verdict == "likelihood" and first is not None and second is not None:
+                # both orders' probabilities averaged: a constant position bias cancels
+                result = likelihood.pair_outcome_from_probabilities([
+                    likelihood.model_a_view(replies[(judge.id, sample_id, model_a, model_b, s)],
+                                            s) for s in (False, True)])
             if len(plan.judges) == 1:
                 tally[status] += 1
             if result is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.data import fingerprint, load_rows
 from harness.errors import InputError
+from harness.judge import likelihood
 from harness.judge.config import JudgeConfig, render
 from harness.judge.prompts import JudgeTemplate, Mode
 from harness.judge.verdicts import Combine
@@ -80,7 +81,7 @@ class JudgePlan:
                 "template_hash": self.template.hash, "scale": self.template.scale.name,
                 "policy": self.config.policy, "max_tokens": self.config.max_tokens,
                 "temperature": self.config.temperature, "combine": self.combine,
-                "members": [j.id for j in self.judges]}
+                "verdict": self.config.verdict, "members": [j.id for j in self.judges]}
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ def plan_judging(suite: Suite, mode: Mode, template: JudgeTemplate, config: Judg
         data_hash = fingerprint(config.reference_data, suite.file, "judge.reference_data")
     settings = [mode, template.name, template.hash, config.max_tokens, config.temperature,
                 config.policy, _question_template(suite, config), config.reference, data_hash]
+    if config.verdict != "generate":  # kept out otherwise: existing judge ids stay valid
+        settings.append(config.verdict)
     members = tuple(
         Judge(f"{label or judge_label(identity)}-{_hash([identity, *settings])}", identity,
               label or judge_label(identity))
@@ -215,6 +218,8 @@ def build_slots(plan: JudgePlan) -> list[Slot]:
     """Every first-attempt judge request, per judge, item, contestant or pair and order."""
     config = plan.config
     params = GenerationParams(max_tokens=config.max_tokens, temperature=config.temperature)
+    by_likelihood = config.verdict == "likelihood"
+    verdict_tokens = likelihood.continuations(plan.template.scale)
     slots: list[Slot] = []
     units: list[tuple[str, Contestant, Contestant | None]] = []
     if plan.mode == "single":
@@ -232,8 +237,10 @@ def build_slots(plan: JudgePlan) -> list[Slot]:
                 [(False, (answer_a, answer_b)), (True, (answer_b, answer_a))]
             for swapped, shown in orders:
                 messages = plan.template.render(question, shown, reference)
-                request = Request(RequestKind.GENERATE, judge.identity, messages=messages,
-                                  params=params)
+                request = Request(RequestKind.LOGLIKELIHOOD, judge.identity, messages=messages,
+                                  continuations=verdict_tokens) if by_likelihood else \
+                    Request(RequestKind.GENERATE, judge.identity, messages=messages,
+                            params=params)
                 slots.append(Slot(judge, sample_id, a.name, b.name if b else None, swapped,
                                   a.run_id, b.run_id if b else None, len(answer_a),
                                   len(answer_b) if answer_b is not None else None, shown,
