@@ -26,6 +26,7 @@ from harness.errors import InputError
 from harness.kpis import InvocationMeter
 from harness.manifest import build_manifest
 from harness.metrics import METRICS, AggregateMetric, BatchMetric, Extraction
+from harness.samples import build_requests
 from harness.slices import (
     Aggregate,
     SliceSummary,
@@ -35,7 +36,7 @@ from harness.slices import (
 )
 from harness.stats import bootstrap_mean_ci
 from harness.store import RunRecord, ScoreRow, Store, utc_now
-from harness.suite import Suite, SuiteConfig, build_requests, load_suite
+from harness.suite import Suite, SuiteConfig, load_suite
 from harness.types import Completion, MetricSummary, Request, Sample
 
 TRACE_ENV = "EVALARENA_TRACE_FILE"  # if set, every request key sent to a backend is appended

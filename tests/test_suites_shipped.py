@@ -11,7 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.suite import TASKS_DIR, build_requests, load_suite
+from harness.samples import build_requests
+from harness.suite import TASKS_DIR, load_suite
 from harness.types import RequestKind
 from tests.conftest import CliRun
 
