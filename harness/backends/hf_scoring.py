@@ -23,6 +23,11 @@ import torch
 TOKEN_BUDGET = 16384
 # below this, a context is cheaper to repeat per choice than to run as a second pass
 MIN_SHARED_CONTEXT = 32
+# On CPU a pass costs what its padded tokens cost, however they are split into
+# rows, so rows are cut into separate passes where padding would exceed this
+# share of the real tokens. (A GPU runs a wide batch for little more than a
+# narrow one: there the rows stay together.)
+MAX_PADDING_CPU = 0.1
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,10 @@ def score_items(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
     plain = [i for i, item in enumerate(items) if not item.shareable(max_length)]
     # longest contexts first, so a batch holds similar lengths
     shared.sort(key=lambda i: -len(items[i].context))
-    start = 0
-    while start < len(shared):
-        width = len(items[shared[start]].context)
-        size = max(1, min(batch_size * 4, TOKEN_BUDGET // max(width, 1)))
-        chunk = shared[start:start + size]
-        start += size
+    max_padding = MAX_PADDING_CPU if device.type == "cpu" else None
+    for start, end in _chunks([len(items[i].context) for i in shared], batch_size * 4,
+                              max_padding):
+        chunk = shared[start:end]
         for i, scores in zip(chunk, _score_shared(model, [items[i] for i in chunk], pad_id,
                                                   device), strict=True):
             results[i] = scores
@@ -65,6 +68,28 @@ def score_items(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
                                                  max_length, batch_size, device), strict=True):
             results[i] = scores
     return [r for r in results if r is not None]
+
+
+def _chunks(lengths: list[int], max_rows: int, max_padding: float | None
+            ) -> list[tuple[int, int]]:
+    """(start, end) slices of rows sorted longest first, one forward pass each: at most
+    ``max_rows`` rows and TOKEN_BUDGET tokens, and with ``max_padding``, padded tokens
+    at most that share above the real ones."""
+    slices = []
+    start = 0
+    while start < len(lengths):
+        width = lengths[start]
+        stop = min(len(lengths), start + max(1, min(max_rows, TOKEN_BUDGET // max(width, 1))))
+        end, real = start + 1, width
+        while end < stop:
+            padded = width * (end + 1 - start)  # this pass's tokens with one more row
+            if max_padding is not None and padded > (1 + max_padding) * (real + lengths[end]):
+                break
+            real += lengths[end]
+            end += 1
+        slices.append((start, end))
+        start = end
+    return slices
 
 
 def _left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,12 +163,9 @@ def _score_plain(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
             pairs.append((i, j, ids, min(n_cont, len(ids) - 1)))
     pairs.sort(key=lambda p: -len(p[2]))
     scores: list[dict[int, ChoiceScore]] = [{} for _ in items]
-    start = 0
-    while start < len(pairs):
-        width = len(pairs[start][2]) - 1
-        size = max(1, min(batch_size * 4, TOKEN_BUDGET // max(width, 1)))
-        chunk = pairs[start:start + size]
-        start += size
+    max_padding = MAX_PADDING_CPU if device.type == "cpu" else None
+    for start, end in _chunks([len(p[2]) - 1 for p in pairs], batch_size * 4, max_padding):
+        chunk = pairs[start:end]
         ids, mask = _left_padded([p[2][:-1] for p in chunk], pad_id)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         keep = max(p[3] for p in chunk)
