@@ -25,6 +25,7 @@ so pip does not pull a CUDA build):
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -241,3 +242,17 @@ def torch_threads(threads: int | None) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     return int(torch.get_num_threads())
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both comparison scripts take (besides --items)."""
+    parser.add_argument("--seed", type=int, default=0, help="which items (0)")
+    parser.add_argument("--shots", type=int, default=0, help="few-shot examples per item (0)")
+    parser.add_argument("--batch-size", type=int, default=8, help="both sides (8)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads on each side (1: steady on a shared machine)")
+
+
+def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.items < 1 or args.shots < 0 or args.batch_size < 1 or args.threads < 1:
+        parser.error("--items, --batch-size and --threads must be >= 1, --shots >= 0")

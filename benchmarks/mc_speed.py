@@ -42,6 +42,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lmeval_common import (
+    add_common_arguments,
+    check_common_arguments,
     choose_rows,
     require_lmeval,
     run_evalarena,
@@ -57,16 +59,11 @@ MODEL = "smollm2-135m"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=120, help="MMLU items (120)")
-    parser.add_argument("--seed", type=int, default=0, help="which items (0)")
-    parser.add_argument("--shots", type=int, default=0, help="few-shot examples per item (0)")
-    parser.add_argument("--batch-size", type=int, default=8, help="both sides (8)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads on each side (1: steady on a shared machine)")
+    add_common_arguments(parser)
     parser.add_argument("--min-ratio", type=float, default=None,
                         help="exit 1 when lm_eval/evalarena wall time is below this")
     args = parser.parse_args(argv)
-    if args.items < 1 or args.shots < 0 or args.batch_size < 1 or args.threads < 1:
-        parser.error("--items, --batch-size and --threads must be >= 1, --shots >= 0")
+    check_common_arguments(parser, args)
     require_lmeval()
     threads = torch_threads(args.threads)
 
