@@ -39,6 +39,7 @@ from harness.store import RunRecord, ScoreRow, Store, utc_now
 from harness.suite import Suite, SuiteConfig, load_suite
 from harness.types import Completion, MetricSummary, Request, Sample
 
+GC_YOUNG_THRESHOLD = 5000  # allocations between young collections while generating
 TRACE_ENV = "EVALARENA_TRACE_FILE"  # if set, every request key sent to a backend is appended
 
 
@@ -171,7 +172,7 @@ def generate_missing(store: Store, run_id: str, backend: Backend, requests: list
     # one chunk per batch, except for backends that stream answers (vLLM); each chunk
     # is one transaction, so a crash loses only what was in flight. Backends that work
     # ahead (HTTP, data parallel) already have the next batch in flight meanwhile.
-    with _long_lived_frozen(), contextlib.closing(backend.run_stream(handed_over())) as stream:
+    with _generation_gc(), contextlib.closing(backend.run_stream(handed_over())) as stream:
         for number, chunk in stream:
             todo = todos[number]
             store.save_completions(run_id, backend.model_id, [(todo[i].key, c) for i, c in chunk])
@@ -182,20 +183,28 @@ def generate_missing(store: Store, run_id: str, backend: Backend, requests: list
 
 
 @contextlib.contextmanager
-def _long_lived_frozen() -> Iterator[None]:
-    """Keep the cyclic GC off what is alive before generation starts (modules, the suite,
-    the plan: some 300k objects). Generation itself allocates short-lived objects, yet
-    every few thousand answers a full collection walked all of those, stalling a fast
-    HTTP backend's event loop for 0.2-0.3 s (benchmarks/http_saturation.py). Left alone
-    when something else has frozen objects already (their unfreeze is theirs)."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+def _generation_gc() -> Iterator[None]:
+    """Cheaper garbage collection while answers stream in, restored afterwards.
+
+    What is alive when generation starts (modules, the suite, the plan: ~300k objects)
+    is frozen out of the collector: generation allocates short-lived objects, yet every
+    few thousand answers a full collection walked all of those, stalling a fast HTTP
+    backend's event loop 0.2-0.3 s at a time. And the youngest generation is collected
+    every ``GC_YOUNG_THRESHOLD`` allocations rather than 700: each collection re-walks
+    the requests in flight, which cost ~5% of a client's CPU against a fast server
+    (benchmarks/http_saturation.py). Objects frozen by someone else stay theirs."""
+    threshold = gc.get_threshold()
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    if threshold[0]:  # 0: collection is off, and stays off
+        gc.set_threshold(max(threshold[0], GC_YOUNG_THRESHOLD), *threshold[1:])
     try:
         yield
     finally:
-        gc.unfreeze()
+        gc.set_threshold(*threshold)
+        if freeze:
+            gc.unfreeze()
 
 
 def _tokens(completion: Completion) -> int:

@@ -136,6 +136,7 @@ class EndpointPool:
             return None
         waiter: asyncio.Future[Endpoint | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._wake()  # waiters cancelled earlier may hold the queue over a free slot
         try:
             return await waiter
         except asyncio.CancelledError:

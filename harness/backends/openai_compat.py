@@ -214,10 +214,11 @@ class OpenAIBackend(Backend):
     async def _send(endpoint: Endpoint, url: str, body: bytes) -> dict[str, Any]:
         """One POST; an HTTP error status becomes a classified Failure."""
         async with endpoint.client.post(url, data=body) as answer:
-            text = await answer.text()
+            raw = await answer.read()  # JSON is UTF-8: json.loads reads the bytes as they are
             if answer.status >= 400:
-                raise classify_status(answer.status, text, answer.headers, url)
-            return parse_json(text)
+                raise classify_status(answer.status, raw.decode(errors="replace"),
+                                      answer.headers, url)
+            return parse_json(raw)
 
     async def _generate_one(self, request: Request) -> Completion:
         params = request.params

@@ -109,14 +109,18 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return None if seconds is None else min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-def parse_json(text: str) -> dict[str, Any]:
+def parse_json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(text)
-    except ValueError:
-        raise Failure(ErrorKind.INVALID_RESPONSE, f"not JSON: {text[:300]!r}") from None
+        data = json.loads(body)
+    except ValueError:  # UnicodeDecodeError included
+        raise Failure(ErrorKind.INVALID_RESPONSE, f"not JSON: {_head(body)!r}") from None
     if not isinstance(data, dict):
-        raise Failure(ErrorKind.INVALID_RESPONSE, f"expected a JSON object: {text[:300]!r}")
+        raise Failure(ErrorKind.INVALID_RESPONSE, f"expected a JSON object: {_head(body)!r}")
     return data
+
+
+def _head(body: bytes) -> str:
+    return body[:300].decode(errors="replace")
 
 
 def choices_of(data: dict[str, Any] | None) -> list[dict[str, Any]]:
