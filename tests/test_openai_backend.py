@@ -9,6 +9,7 @@ the tests can assert how many attempts the backend really made.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import socket
@@ -422,3 +423,59 @@ def test_loglikelihood_error_fails_the_request(serve: Callable[[Responder], Fake
     assert out.error is not None and out.error.kind is ErrorKind.SERVER_ERROR
     assert out.error.attempts == 2
     assert out.loglikelihoods == ()
+
+
+# -- streaming (stream=1): time to first token ------------------------------------------------
+
+
+def _sse(events: list[object]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + \
+        b"data: [DONE]\n\n"
+
+
+def streamed_answer(path: str, body: dict[str, Any], nth: int = 0) -> Action:
+    """Two samples' pieces interleaved, a keep-alive comment, usage in the last chunk."""
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    chat_path = path.endswith("/chat/completions")
+
+    def piece(index: int, text: str, reason: str | None = None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": index, "finish_reason": reason}
+        choice.update({"delta": {"content": text}} if chat_path else {"text": text})
+        return {"choices": [choice]}
+
+    events = [piece(1, "Bon"), piece(0, "Hel"), piece(0, "lo"), piece(1, "jour", "stop"),
+              piece(0, "", "length"), {"choices": [], "usage": {"prompt_tokens": 5,
+                                                                "completion_tokens": 4}}]
+    return Action(body=b": keep-alive\n\n" + _sse(events),
+                  headers={"Content-Type": "text/event-stream"})
+
+
+@pytest.mark.parametrize("request_of", [chat, plain])
+def test_streamed_answers_are_reassembled_with_time_to_first_token(
+        serve: Callable[[Responder], FakeServer], request_of: Callable[..., Request]) -> None:
+    server = serve(streamed_answer)
+    backend = backend_for(server.url, stream=1)
+    try:
+        completion = one(backend, request_of("hi", n=2, temperature=0.5))
+    finally:
+        backend.close()
+    assert completion.ok, completion.error
+    assert completion.texts == ("Hello", "Bonjour")
+    assert completion.finish_reasons == ("length", "stop")
+    assert (completion.prompt_tokens, completion.output_tokens) == (5, 4)
+    assert completion.ttft_s is not None and 0 < completion.ttft_s <= completion.latency_s
+
+
+def test_streaming_is_speed_only_and_its_errors_are_typed(
+        serve: Callable[[Responder], FakeServer]) -> None:
+    assert parse_model_spec("openai:http://h/v1@m?stream=1").identity == \
+        parse_model_spec("openai:http://h/v1@m").identity
+    with pytest.raises(ModelSpecError):
+        load_backend("openai:http://h/v1@m?stream=2")
+    server = serve(fail_first(1, Action(status=500, json={"error": "boom"})))
+    backend = backend_for(server.url, stream=1, max_retries=0)
+    try:
+        completion = one(backend, chat("hi"))
+    finally:
+        backend.close()
+    assert completion.error is not None and completion.error.kind is ErrorKind.SERVER_ERROR

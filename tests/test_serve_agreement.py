@@ -154,3 +154,22 @@ def test_loglikelihood_through_serve_is_unsupported(served: ServeProcess,
     after = _responses(served, "/v1/completions")
     assert after.get(200, 0) - before.get(200, 0) == 96
     assert set(after) == {200}
+
+
+def test_streamed_answers_equal_plain_ones_and_record_time_to_first_token(
+        served: ServeProcess, tmp_path: Path) -> None:
+    plain_plan = plan_run("smoke", served.spec(**SERVED_OPTIONS), limit=6)
+    streamed_plan = plan_run("smoke", served.spec(stream=1, **SERVED_OPTIONS), limit=6)
+    assert streamed_plan.run_id == plain_plan.run_id  # streaming changes speed, not answers
+    answers = {}
+    for name, plan in (("plain", plain_plan), ("streamed", streamed_plan)):
+        with Store(tmp_path / f"{name}.db") as store:
+            outcome = execute(store, plan, lambda plan=plan: load_backend(plan.model))
+            assert (outcome.generated, outcome.errors) == (6, 0)
+            answers[name] = store.completions(r.key for _, r in plan.items)
+    assert {k: c.texts for k, c in answers["streamed"].items()} == \
+        {k: c.texts for k, c in answers["plain"].items()}
+    for completion in answers["streamed"].values():
+        assert completion.ttft_s is not None and 0 < completion.ttft_s <= completion.latency_s
+        assert completion.output_tokens > 0  # usage came with the last chunk
+    assert all(c.ttft_s is None for c in answers["plain"].values())

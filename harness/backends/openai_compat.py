@@ -37,6 +37,7 @@ from harness.backends.openai_parse import (
     MALFORMED,
     Failure,
     Reply,
+    assemble_stream,
     classify_exception,
     classify_status,
     invalid_completion,
@@ -62,6 +63,7 @@ class OpenAIBackend(Backend):
         self, model_id: str, base_url: str, model_name: str, *, concurrency: int = 16,
         timeout: float = 120.0, max_retries: int = 4, backoff: float = 0.5,
         endpoint: str = "auto", api_key: str | None = None, replicas: Sequence[str] = (),
+        stream: bool = False,
     ) -> None:
         self.model_id = model_id
         self.base_url = base_url
@@ -73,6 +75,7 @@ class OpenAIBackend(Backend):
         self.max_retries = max_retries
         self.backoff = backoff
         self.endpoint = endpoint
+        self.stream = stream  # generate with SSE streaming: measures time to first token
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") \
             or os.environ.get("EVALARENA_API_KEY") or "EMPTY"  # local servers need none
         # enough to keep every slot busy between the runner's store transactions
@@ -95,11 +98,14 @@ class OpenAIBackend(Backend):
                 raise ModelSpecError(spec.raw, f"option {name}={value} must be >= {low}")
         if timeout <= 0:
             raise ModelSpecError(spec.raw, f"option timeout={timeout} must be > 0")
+        stream = spec.options.get("stream", "0")
+        if stream not in ("0", "1"):
+            raise ModelSpecError(spec.raw, f"option stream={stream!r}; expected 0 or 1")
         base_url, *replicas = (_api_root(url) for url in (spec.target, *spec.replicas))
         return cls(
             spec.identity, base_url, spec.model_name or "", concurrency=concurrency,
             timeout=timeout, max_retries=max_retries, backoff=backoff, endpoint=endpoint,
-            replicas=replicas,
+            replicas=replicas, stream=stream == "1",
         )
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -167,7 +173,8 @@ class OpenAIBackend(Backend):
             self._generate_one(r) if r.kind is RequestKind.GENERATE
             else self._loglikelihood_one(r) for r in requests)))
 
-    async def _post(self, endpoint_kind: str, payload: dict[str, Any]) -> Reply:
+    async def _post(self, endpoint_kind: str, payload: dict[str, Any],
+                    stream: bool = False) -> Reply:
         """Send with retries, each attempt on whichever endpoint has room. A failure that
         took its endpoint out of service is retried elsewhere at once, without using up
         a retry; other retryable failures wait the backoff (a 429's Retry-After pauses
@@ -186,7 +193,11 @@ class OpenAIBackend(Backend):
             url = f"{endpoint.url}/{path}"
             start = time.monotonic()
             try:  # the session's total timeout bounds the attempt, body included
-                data = await self._send(endpoint, url, body)
+                if stream:
+                    data, ttft = await self._send_streamed(endpoint, url, body, endpoint_kind,
+                                                           start)
+                else:
+                    data, ttft = await self._send(endpoint, url, body), None
             except (Failure, TimeoutError, aiohttp.ClientError) as exc:
                 error = classify_exception(exc, endpoint.url, self.timeout)
             except BaseException:  # cancelled (the caller stopped): the slot is not lost
@@ -194,7 +205,7 @@ class OpenAIBackend(Backend):
                 raise
             else:
                 self._pool.release(endpoint, start, None)
-                return Reply(data, attempts, time.monotonic() - start)
+                return Reply(data, attempts, time.monotonic() - start, ttft_s=ttft)
             taken_out = self._pool.release(endpoint, start, error)
             if not error.retryable:
                 return Reply(None, attempts, error=error)
@@ -220,6 +231,32 @@ class OpenAIBackend(Backend):
                                       answer.headers, url)
             return parse_json(raw)
 
+    @staticmethod
+    async def _send_streamed(endpoint: Endpoint, url: str, body: bytes, endpoint_kind: str,
+                             start: float) -> tuple[dict[str, Any], float | None]:
+        """One streamed POST (server-sent events): the assembled answer and the time from
+        sending to the first chunk that carries text."""
+        events: list[dict[str, Any]] = []
+        ttft = None
+        async with endpoint.client.post(url, data=body) as answer:
+            if answer.status >= 400:
+                raw = await answer.read()
+                raise classify_status(answer.status, raw.decode(errors="replace"),
+                                      answer.headers, url)
+            async for line in answer.content:
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, comments, event names
+                chunk = line[5:].strip()
+                if chunk == b"[DONE]":
+                    break
+                event = parse_json(chunk)
+                if ttft is None and any(
+                        (c.get("delta") or {}).get("content") or c.get("text")
+                        for c in event.get("choices") or [] if isinstance(c, dict)):
+                    ttft = time.monotonic() - start
+                events.append(event)
+        return assemble_stream(events, endpoint_kind), ttft
+
     async def _generate_one(self, request: Request) -> Completion:
         params = request.params
         payload: dict[str, Any] = {
@@ -244,7 +281,10 @@ class OpenAIBackend(Backend):
             )
         else:
             payload["prompt"] = request.text
-        reply = await self._post(endpoint, payload)
+        if self.stream:
+            payload["stream"] = True
+            payload["stream_options"] = {"include_usage": True}
+        reply = await self._post(endpoint, payload, self.stream)
         if reply.error is not None:
             return Completion.failed(reply.error.kind, reply.error.message, reply.attempts)
         try:
@@ -258,6 +298,7 @@ class OpenAIBackend(Backend):
             finish_reasons=tuple("stop" if found else r for (_, found), r in zip(cut, reasons,
                                                                                   strict=True)),
             prompt_tokens=usage[0], output_tokens=usage[1], latency_s=reply.latency_s,
+            ttft_s=reply.ttft_s,
         )
 
     async def _loglikelihood_one(self, request: Request) -> Completion:

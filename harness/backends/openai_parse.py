@@ -55,6 +55,37 @@ class Reply:
     attempts: int
     latency_s: float = 0.0  # wall time of the successful attempt
     error: Failure | None = None
+    ttft_s: float | None = None  # streamed answers: time to the first generated text
+
+
+def assemble_stream(events: list[dict[str, Any]], endpoint: str) -> dict[str, Any]:
+    """A streamed answer's chunks, put back together in the shape of a plain answer.
+
+    Chat chunks carry ``choices[i].delta.content``, completions chunks
+    ``choices[i].text``; the last chunk may carry ``usage`` (when asked with
+    ``stream_options.include_usage``). A choice's index says which sample a
+    piece belongs to, so n > 1 streams interleaved are reassembled in order.
+    """
+    texts: dict[int, list[str]] = {}
+    reasons: dict[int, str | None] = {}
+    usage: dict[str, Any] | None = None
+    for event in events:
+        if not isinstance(event, dict):
+            raise Failure(ErrorKind.INVALID_RESPONSE, f"stream event is not an object: {event}"
+                          [:300])
+        usage = event.get("usage") or usage
+        for choice in event.get("choices") or []:
+            index = int(choice.get("index") or 0)
+            piece = (choice.get("delta") or {}).get("content") if endpoint == "chat" \
+                else choice.get("text")
+            texts.setdefault(index, []).append(piece or "")
+            if choice.get("finish_reason"):
+                reasons[index] = choice["finish_reason"]
+    key = "message" if endpoint == "chat" else "text"
+    choices = [{"index": i, "finish_reason": reasons.get(i),
+                key: {"content": "".join(texts[i])} if key == "message" else "".join(texts[i])}
+               for i in sorted(texts)]
+    return {"choices": choices, "usage": usage or {}}
 
 
 def classify_exception(exc: BaseException, base_url: str, timeout: float) -> Failure:
