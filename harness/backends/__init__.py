@@ -33,6 +33,8 @@ RUNTIME_OPTIONS = frozenset({
     "gpu_memory_utilization", "startup_timeout", "port", "data_parallel",
     "log", "max_num_seqs", "store_every",  # managed server log file; vLLM scheduling
     "replica_cpus", "replica_gpus",  # data parallel: Ray resources per replica
+    "prefix_cache_mb",  # hf: shared-prefix key/value store (hf_prefix.py)
+    "stream",  # openai: stream answers (measures time to first token)
 })
 NUMERIC_OPTIONS = RUNTIME_OPTIONS - {"device", "log"} | {"tensor_parallel_size", "max_model_len"}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
