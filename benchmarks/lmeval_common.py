@@ -110,8 +110,9 @@ def choose_rows(n: int, seed: int) -> list[int]:
 def write_suite(workdir: Path, chosen: list[int], shots: int) -> Path:
     """A temporary copy of tasks/mmlu.yaml over the chosen rows, with ``shots`` examples.
 
-    Few-shot examples come from every other row (never the item itself), drawn
-    per item with the suite's seed and same-subject rule, as in the shipped suite.
+    Few-shot examples come from every other row (never the item itself), chosen as
+    the shipped suite chooses them (``sampler: first``, same subject): the first
+    ``shots`` other rows of the item's subject, the same for all its items.
     """
     shipped = find_suite_file("mmlu")
     raw = yaml.safe_load(shipped.read_text(encoding="utf-8"))
@@ -244,10 +245,11 @@ def torch_threads(threads: int | None) -> int:
     return int(torch.get_num_threads())
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, shots: int = 0) -> None:
     """The options both comparison scripts take (besides --items)."""
     parser.add_argument("--seed", type=int, default=0, help="which items (0)")
-    parser.add_argument("--shots", type=int, default=0, help="few-shot examples per item (0)")
+    parser.add_argument("--shots", type=int, default=shots,
+                        help=f"few-shot examples per item ({shots})")
     parser.add_argument("--batch-size", type=int, default=8, help="both sides (8)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads on each side (1: steady on a shared machine)")

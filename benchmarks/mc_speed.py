@@ -27,10 +27,16 @@ Where the time goes: MMLU's four continuations (" A" ... " D") are one token
 each, so both harnesses run each question's context once (lm_eval 0.4.13 does
 too, through its one-token-continuation logits cache). evalarena's edge is in
 what it does per pass: it asks the model for the last position's logits only,
-where lm_eval computes and log-softmaxes the logits of every position.
+where lm_eval computes and log-softmaxes the logits of every position. With
+few-shot examples (the shipped suite is 5-shot, ``sampler: first``: every
+question of a subject gets the same five examples, as in lm_eval's MMLU),
+evalarena also computes each subject's shared prompt prefix once and runs only
+the question on its stored key/value states (harness/backends/hf_prefix.py);
+lm_eval runs every prompt in full. That needs two or more items per subject:
+``--items`` is spread over the 57 subjects, so 114 items = 2 per subject.
 
-    .venv/bin/python benchmarks/mc_speed.py                    # 120 items, 0-shot
-    .venv/bin/python benchmarks/mc_speed.py --items 57 --shots 5
+    .venv/bin/python benchmarks/mc_speed.py                    # 114 items (2 per subject), 5-shot
+    .venv/bin/python benchmarks/mc_speed.py --items 120 --shots 0
 """
 
 from __future__ import annotations
@@ -58,8 +64,10 @@ MODEL = "smollm2-135m"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=120, help="MMLU items (120)")
-    add_common_arguments(parser)
+    # the shipped suite's format: 5-shot, the same examples for every item of a subject,
+    # and two items per subject so that the shared examples are shared
+    parser.add_argument("--items", type=int, default=114, help="MMLU items (114: 2/subject)")
+    add_common_arguments(parser, shots=5)
     parser.add_argument("--min-ratio", type=float, default=None,
                         help="exit 1 when lm_eval/evalarena wall time is below this")
     args = parser.parse_args(argv)

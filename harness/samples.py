@@ -116,7 +116,9 @@ def _choice_context(config: SuiteConfig, context: dict[str, Any], choices: tuple
 
 
 def _fewshot(suite: Suite, sample_id: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Examples for one item: seeded per item, so they do not depend on --limit."""
+    """Examples for one item, never the item itself. ``random``: seeded per item, so they
+    do not depend on --limit; ``first``: the pool's first n rows (after ``same_field``) in
+    data order, the same for every item of a group except those that are among them."""
     fewshot = suite.config.fewshot
     if fewshot is None:
         return []
@@ -128,6 +130,8 @@ def _fewshot(suite: Suite, sample_id: str, row: dict[str, Any]) -> list[dict[str
     if fewshot.same_field is not None:
         value = row[fewshot.same_field]
         pool = [r for r in pool if r.get(fewshot.same_field) == value]
+    if fewshot.sampler == "first":
+        return pool[:fewshot.n]
     rng = random.Random(f"{fewshot.seed}:{sample_id}")
     return rng.sample(pool, min(fewshot.n, len(pool)))
 

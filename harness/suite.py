@@ -65,6 +65,11 @@ class FewshotConfig(_Strict):
     answer: str | None = None  # template of an example's answer; default: the right choice
     same_field: str | None = None  # draw examples only from rows sharing this field's value
     separator: str = "\n\n"
+    # random: n rows drawn per item (seeded by `seed` and the item's id); first: the first
+    # n rows of the pool (after same_field) in data order, so every item of a group shares
+    # its examples (lm-evaluation-harness's fixed per-subject MMLU examples) and a backend
+    # can reuse the shared prompt prefix's computation
+    sampler: Literal["random", "first"] = "random"
 
 
 class GenerationConfig(_Strict):
@@ -117,11 +122,9 @@ class Suite:
     def hash(self) -> str:
         # the judge and stats blocks change how answers are judged and summarised, not
         # the answers: left out so that editing them never turns stored answers into a new run
-        payload = json.dumps(
-            {"config": self.config.model_dump(mode="json", exclude={"judge", "stats"}),
-             "data": self.data_hash},
-            sort_keys=True,
-        )
+        config = self.config.model_dump(mode="json", exclude={"judge", "stats"})
+        _drop_added_defaults(config)
+        payload = json.dumps({"config": config, "data": self.data_hash}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def template_hashes(self) -> dict[str, str]:
@@ -129,6 +132,18 @@ class Suite:
             name: hashlib.sha256(source.encode()).hexdigest()[:16]
             for name, source in _templates(self.config).items()
         }
+
+
+# fields added after suites had stored runs, with their default: left out of the hash while
+# at that default, so a suite that does not use a new field keeps its hash (and its run ids)
+_ADDED_DEFAULTS: dict[tuple[str, str], Any] = {("fewshot", "sampler"): "random"}
+
+
+def _drop_added_defaults(config: dict[str, Any]) -> None:
+    for (block, field), default in _ADDED_DEFAULTS.items():
+        values = config.get(block)
+        if isinstance(values, dict) and values.get(field) == default:
+            del values[field]
 
 
 def find_suite_file(name_or_path: str) -> Path:

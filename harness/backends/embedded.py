@@ -60,6 +60,9 @@ def converted_model_dir() -> Path:
     """The converted model directory, converting on first use."""
     target = cache_dir() / CONVERTED_NAME
     if (target / MARKER).exists():
+        if _has_gguf_quantization(target):  # converted by an earlier version
+            with FileLock(str(target) + ".lock"):
+                _drop_gguf_quantization(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
@@ -75,6 +78,7 @@ def converted_model_dir() -> Path:
         try:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
+            _drop_gguf_quantization(staging)
             (staging / MARKER).write_text(json.dumps({"source": str(source)}))
             if target.exists():
                 shutil.rmtree(target)
@@ -84,6 +88,25 @@ def converted_model_dir() -> Path:
     return target
 
 
+def _has_gguf_quantization(directory: Path) -> bool:
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    return "quantization_config" in config
+
+
+def _drop_gguf_quantization(directory: Path) -> None:
+    """The saved config.json keeps the GGUF source's ``quantization_config`` although the
+    weights are plain tensors now; transformers ignores it, but other loaders (lm_eval,
+    servers) take it for a GGUF model and fail. Rewritten atomically (other processes
+    may be loading the directory)."""
+    path = directory / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.pop("quantization_config", None) is None:
+        return
+    staged = path.with_name(".config.json.tmp")
+    staged.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(staged, path)
+
+
 def load_embedded(spec: ModelSpec) -> TransformersBackend:
     return TransformersBackend(
         str(converted_model_dir()),
@@ -91,4 +114,5 @@ def load_embedded(spec: ModelSpec) -> TransformersBackend:
         dtype=spec.options.get("dtype", "auto"),
         device=spec.options.get("device"),
         batch_size=spec.int_option("batch_size", 8),
+        prefix_cache_mb=spec.int_option("prefix_cache_mb", 1024),
     )

@@ -24,6 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from harness.backends import ModelSpec
 from harness.backends.base import Backend, truncate_at_stop
+from harness.backends.hf_prefix import PrefixCache
 from harness.backends.hf_scoring import ScoringItem, score_items
 from harness.types import Completion, ErrorKind, GenerationParams, Request
 
@@ -37,9 +38,12 @@ class TransformersBackend(Backend):
         dtype: str = "auto",
         device: str | None = None,
         batch_size: int = 8,
+        prefix_cache_mb: int = 1024,
     ) -> None:
         self.model_id = model_id
         self.batch_size = batch_size
+        # contexts' key/value states kept across loglikelihood calls (hf_prefix.py); 0: off
+        self.prefixes = PrefixCache(prefix_cache_mb * 2**20)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch_dtype: Any = dtype
         if dtype == "auto":
@@ -62,6 +66,7 @@ class TransformersBackend(Backend):
             dtype=spec.options.get("dtype", "auto"),
             device=spec.options.get("device"),
             batch_size=spec.int_option("batch_size", 8),
+            prefix_cache_mb=spec.int_option("prefix_cache_mb", 1024),
         )
 
     # -- prompts ----------------------------------------------------------
@@ -203,7 +208,7 @@ class TransformersBackend(Backend):
         started = time.perf_counter()
         try:
             scored = score_items(self.model, items, self.pad_id, self.max_length,
-                                 self.batch_size, self.device)
+                                 self.batch_size, self.device, self.prefixes)
         except Exception as exc:
             return [
                 Completion.failed(ErrorKind.BACKEND_CRASH, f"{type(exc).__name__}: {exc}")

@@ -11,6 +11,16 @@ of ``encode(context + continuation)`` after ``len(encode(context))``. When that
 prefix is not exactly ``encode(context)`` (a merge across the boundary) or the
 text is longer than the model's window, the item is scored the plain way, one
 full row per choice, left-truncated.
+
+Contexts also share prefixes across items (5-shot MMLU: the subject's examples,
+most of each prompt). With a ``PrefixCache`` (harness/backends/hf_prefix.py),
+kept by the backend across calls, a context that shares its first 64 tokens,
+and at least half of its tokens, with a stored context runs only its remaining
+tokens, on a copy of the stored states; the others run as usual and are stored.
+Within one call, of the contexts that share their first 64 tokens and have no
+entry yet, one runs first and the others then look again. The items that reuse the
+same entry run together (one pass per chunk of them); the runner's batches are
+not changed, only how one call's items are computed.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from harness.backends.hf_prefix import PrefixCache, PrefixEntry
 
 # how many tokens one forward pass may hold (bounds memory with large vocabularies)
 TOKEN_BUDGET = 16384
@@ -50,24 +62,69 @@ class ChoiceScore:
 
 
 def score_items(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
-                max_length: int, batch_size: int, device: torch.device) -> list[list[ChoiceScore]]:
+                max_length: int, batch_size: int, device: torch.device,
+                prefixes: PrefixCache | None = None) -> list[list[ChoiceScore]]:
     results: list[list[ChoiceScore] | None] = [None] * len(items)
     shared = [i for i, item in enumerate(items) if item.shareable(max_length)]
     plain = [i for i, item in enumerate(items) if not item.shareable(max_length)]
     # longest contexts first, so a batch holds similar lengths
     shared.sort(key=lambda i: -len(items[i].context))
     max_padding = MAX_PADDING_CPU if device.type == "cpu" else None
-    for start, end in _chunks([len(items[i].context) for i in shared], batch_size * 4,
-                              max_padding):
-        chunk = shared[start:end]
-        for i, scores in zip(chunk, _score_shared(model, [items[i] for i in chunk], pad_id,
-                                                  device), strict=True):
-            results[i] = scores
+    store = prefixes if prefixes is not None and prefixes.enabled else None
+    fresh, later = _split_by_prefix(items, shared, store)
+
+    def run(indices: list[int], lengths: list[int], prefix: tuple[PrefixEntry, int] | None
+            ) -> None:
+        for start, end in _chunks(lengths, batch_size * 4, max_padding):
+            chunk = indices[start:end]
+            for i, scores in zip(chunk, _score_shared(
+                    model, [items[i] for i in chunk], pad_id, device, prefix, store),
+                    strict=True):
+                results[i] = scores
+
+    run(fresh, [len(items[i].context) for i in fresh], None)
+    if later and store is not None:
+        groups: dict[int, tuple[PrefixEntry, list[tuple[int, int]]]] = {}
+        again = []  # shares too little with what this call stored: run in full (and stored)
+        for i in later:
+            found = store.lookup(items[i].context)
+            if found is None:
+                again.append(i)
+            else:
+                entry, common = found
+                groups.setdefault(id(entry), (entry, []))[1].append((i, common))
+        run(again, [len(items[i].context) for i in again], None)
+        for entry, members in groups.values():
+            # at least one token of every context runs, for its next-token distribution
+            length = min([common for _, common in members]
+                         + [len(items[i].context) - 1 for i, _ in members])
+            store.hits += len(members)
+            indices = sorted((i for i, _ in members), key=lambda i: -len(items[i].context))
+            run(indices, [len(items[i].context) - length for i in indices], (entry, length))
     if plain:
         for i, scores in zip(plain, _score_plain(model, [items[i] for i in plain], pad_id,
                                                  max_length, batch_size, device), strict=True):
             results[i] = scores
     return [r for r in results if r is not None]
+
+
+def _split_by_prefix(items: list[ScoringItem], shared: list[int], store: PrefixCache | None
+                     ) -> tuple[list[int], list[int]]:
+    """(run now, run on a stored prefix afterwards), each in ``shared``'s order."""
+    if store is None:
+        return shared, []
+    fresh, later = [], []
+    first_of_key: set[tuple[int, ...]] = set()
+    for i in shared:
+        context = items[i].context
+        key = store.key(context)
+        if store.lookup(context) is not None or (key is not None and key in first_of_key):
+            later.append(i)
+        else:
+            fresh.append(i)
+            if key is not None:
+                first_of_key.add(key)
+    return fresh, later
 
 
 def _chunks(lengths: list[int], max_rows: int, max_padding: float | None
@@ -112,11 +169,26 @@ def _choice_score(logprobs: torch.Tensor, targets: list[int]) -> ChoiceScore:
 
 @torch.inference_mode()
 def _score_shared(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
-                  device: torch.device) -> list[list[ChoiceScore]]:
-    ids, mask = _left_padded([item.context for item in items], pad_id)
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+                  device: torch.device, prefix: tuple[PrefixEntry, int] | None = None,
+                  store: PrefixCache | None = None) -> list[list[ChoiceScore]]:
+    """Each context once, its choices on copies of its cache. With ``prefix`` (an entry
+    and how many of its tokens every context here starts with), only the rest of each
+    context runs, on that entry's states; without, each context is offered to ``store``."""
+    skip = 0 if prefix is None else prefix[1]
+    ids, mask = _left_padded([item.context[skip:] for item in items], pad_id)
+    past = None
+    if prefix is not None:  # mask: the prefix, then each row's left padding and own tokens
+        mask = torch.cat([torch.ones((len(items), skip), dtype=torch.long), mask], dim=1)
+        past = PrefixCache.as_cache(prefix[0], skip, len(items))
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, skip:]
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                position_ids=positions.to(device), use_cache=True, logits_to_keep=1)
+                position_ids=positions.to(device), past_key_values=past, use_cache=True,
+                logits_to_keep=1)
+    if prefix is None and store is not None and PrefixCache.supported(out.past_key_values):
+        width = ids.shape[1]
+        for b, item in enumerate(items):
+            store.store(item.context, PrefixCache.row_states(
+                out.past_key_values, b, width - len(item.context), width))
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each choice's 1st token
     conts = [[w[len(item.context):] for w in item.wholes] for item in items]
     rows = [(b, j) for b, choices in enumerate(conts) for j in range(len(choices))]
