@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fault_server import FakeServer, Responder, fake_servers
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
@@ -30,6 +31,13 @@ def cli(tmp_path: Path) -> CliRun:
         )
 
     return run
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Responder], FakeServer]]:
+    """Start fault-injecting OpenAI-compatible servers on demand (tests/fault_server.py)."""
+    with fake_servers() as start:
+        yield start
 
 
 @pytest.fixture(scope="session")

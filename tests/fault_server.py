@@ -157,3 +157,12 @@ def fake_servers() -> Iterator[Callable[[Responder], FakeServer]]:
     finally:
         for server in servers:
             server.__exit__()
+
+
+def delayed(seconds: float) -> Responder:
+    """A well-behaved server that takes ``seconds`` to answer each request."""
+    def respond(path: str, body: dict[str, Any], nth: int) -> Action:
+        action = echo_answer(path, body)
+        action.delay = seconds
+        return action
+    return respond

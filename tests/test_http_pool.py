@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
 import pytest
-from fault_server import Action, FakeServer, Responder, echo_answer, fake_servers, prompt_of
+from fault_server import (
+    FakeServer,
+    Responder,
+    delayed,
+    prompt_of,
+)
 
 from harness.backends import load_backend
 from harness.backends.http_pool import AdaptiveLimit, Endpoint, EndpointPool
@@ -25,23 +29,9 @@ from harness.types import GenerationParams, Message, Request, RequestKind
 FAST = "backoff=0.01&max_retries=2&timeout=5"
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[Responder], FakeServer]]:
-    with fake_servers() as start:
-        yield start
-
-
 def chat(text: str) -> Request:
     return Request(RequestKind.GENERATE, "m", messages=(Message("user", text),),
                    params=GenerationParams(max_tokens=4))
-
-
-def delayed(seconds: float) -> Responder:
-    def respond(path: str, body: dict[str, Any], nth: int) -> Action:
-        action = echo_answer(path, body)
-        action.delay = seconds
-        return action
-    return respond
 
 
 def backend_for(url: str, options: str) -> OpenAIBackend:

@@ -12,12 +12,12 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_server import Action, FakeServer, Responder, echo_answer, fake_servers
+from fault_server import Action, FakeServer, Responder, delayed, echo_answer
 
 from harness.backends import load_backend, parse_model_spec
 from harness.backends.openai_compat import OpenAIBackend
@@ -29,23 +29,9 @@ from harness.types import ErrorKind, GenerationParams, Message, Request, Request
 FAST = "backoff=0.01&max_retries=2&timeout=2"
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[Responder], FakeServer]]:
-    with fake_servers() as start:
-        yield start
-
-
 def chat(text: str) -> Request:
     return Request(RequestKind.GENERATE, "m", messages=(Message("user", text),),
                    params=GenerationParams(max_tokens=4))
-
-
-def delayed(seconds: float) -> Responder:
-    def respond(path: str, body: dict[str, Any], nth: int) -> Action:
-        action = echo_answer(path, body)
-        action.delay = seconds
-        return action
-    return respond
 
 
 def closed_port_url() -> str:

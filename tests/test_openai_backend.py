@@ -14,11 +14,11 @@ import random
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fault_server import Action, FakeServer, Responder, echo_answer, fail_first, fake_servers
+from fault_server import Action, FakeServer, Responder, echo_answer, fail_first
 
 from harness.backends import load_backend, parse_model_spec
 from harness.backends.openai_compat import OpenAIBackend
@@ -31,12 +31,6 @@ from harness.types import (
     Request,
     RequestKind,
 )
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Responder], FakeServer]]:
-    with fake_servers() as start:
-        yield start
 
 
 def backend_for(url: str, **options: object) -> OpenAIBackend:

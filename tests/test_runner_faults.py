@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_server import Action, FakeServer, Responder, echo_answer, fake_servers, prompt_of
+from fault_server import Action, FakeServer, Responder, echo_answer, prompt_of
 
 from harness.backends import load_backend
 from harness.runner import RunPlan, execute, plan_run
@@ -38,12 +38,6 @@ FAILING: dict[str, tuple[Action, ErrorKind, int]] = {
     "drop": (Action(drop=True), ErrorKind.CONNECTION, 3),
 }
 CHAT = "/v1/chat/completions"
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Responder], FakeServer]]:
-    with fake_servers() as start:
-        yield start
 
 
 def write_suite(directory: Path, prompts: list[str]) -> Path:
