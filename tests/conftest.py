@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -48,3 +49,18 @@ def embedded_backend():  # type: ignore[no-untyped-def]
     backend = load_backend("smollm2-135m")
     yield backend
     backend.close()
+
+
+def stored_request_keys(db: Path) -> set[str]:
+    """Request keys with a stored answer; empty while the database or its tables do not
+    exist yet (a run being watched from outside may not have created them)."""
+    if not db.exists():
+        return set()
+    try:
+        conn = sqlite3.connect(db, timeout=5)
+        try:
+            return {r[0] for r in conn.execute("SELECT request_key FROM completions")}
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return set()

@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from harness.backends import load_backend, parse_model_spec
 from harness.backends.managed_server import ManagedServer, ServerStartError
 from harness.runner import TRACE_ENV, execute, plan_run
 from harness.store import Store
+from tests.conftest import stored_request_keys
 
 # a "server" that listens but never answers /health with 200, and has a child
 # in its process group (the child must die with it); the sleep length marks it
@@ -122,16 +122,6 @@ def _server_pid(stderr_path: Path, timeout: float = 240) -> int:
     raise AssertionError(f"no server started: {stderr_path.read_text()[-2000:]}")
 
 
-def _completed(db: Path) -> set[str]:
-    try:
-        conn = sqlite3.connect(db, timeout=5)
-        try:
-            return {r[0] for r in conn.execute("SELECT request_key FROM completions")}
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return set()
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(not serve_available(), reason="transformers serve needs the serving extra")
@@ -176,7 +166,7 @@ def test_killed_server_is_reported_and_rerun_resumes(tmp_path: Path) -> None:
     try:
         server_pid = _server_pid(err)
         deadline = time.monotonic() + 300
-        while len(_completed(db)) < 4:  # the first batch is stored
+        while len(stored_request_keys(db)) < 4:  # the first batch is stored
             assert proc.poll() is None, err.read_text()
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.1)
@@ -188,7 +178,7 @@ def test_killed_server_is_reported_and_rerun_resumes(tmp_path: Path) -> None:
     message = err.read_text()
     assert proc.returncode == 1, message
     assert "killed by SIGKILL during the run" in message and "rerun the same command" in message
-    stored_at_kill = _completed(db)
+    stored_at_kill = stored_request_keys(db)
     assert 4 <= len(stored_at_kill) < 8
     with Store(db) as store:
         run = store.list_runs()[0]
@@ -207,7 +197,7 @@ def test_killed_server_is_reported_and_rerun_resumes(tmp_path: Path) -> None:
     assert re.search(r"errors 0", rerun.stdout)
     with Store(db) as store:
         assert store.get_run(run.id).status == "completed"
-        assert len(_completed(db)) == 8
+        assert len(stored_request_keys(db)) == 8
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from harness.backends.base import Backend
 from harness.runner import TRACE_ENV, execute, plan_run
 from harness.store import Store
 from harness.types import Completion, Request
+from tests.conftest import stored_request_keys
 
 MODEL = "smollm2-135m?batch_size=2"  # batch size is runtime-only: same run identity
 
@@ -86,18 +86,6 @@ def test_interrupted_run_resumes_without_regenerating(tmp_path: Path, embedded_b
         assert third.generated == 0 and third.summaries == reference.summaries
 
 
-def _completed(db: Path) -> set[str]:
-    if not db.exists():
-        return set()
-    try:
-        conn = sqlite3.connect(db, timeout=5)
-        try:
-            return {r[0] for r in conn.execute("SELECT request_key FROM completions")}
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:  # tables not created yet
-        return set()
-
 
 @pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_gives_identical_results(tmp_path: Path) -> None:
@@ -108,14 +96,14 @@ def test_kill_9_mid_run_then_rerun_gives_identical_results(tmp_path: Path) -> No
     proc = subprocess.Popen([*command, str(db)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while len(_completed(db)) < 6:
+    while len(stored_request_keys(db)) < 6:
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    stored_at_kill = _completed(db)
+    stored_at_kill = stored_request_keys(db)
     assert 6 <= len(stored_at_kill) < 24
     first_trace = trace.read_text().split()
 
