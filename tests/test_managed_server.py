@@ -22,7 +22,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from serving import TRANSFORMERS_SERVE, serve_available
+from serving import (
+    TRANSFORMERS_SERVE,
+    VLLM_MISSING,
+    VLLM_TEST_OPTIONS,
+    serve_available,
+    vllm_available,
+)
 
 from harness.backends import load_backend, parse_model_spec
 from harness.backends.managed_server import ManagedServer, ServerStartError
@@ -105,10 +111,23 @@ def test_cli_startup_timeout_is_one_clear_error_and_no_orphans(cli, tmp_path: Pa
 CLIENT = "concurrency=1&timeout=600&max_retries=1&backoff=0.1&startup_timeout=180"
 
 
-def _serve_spec() -> str:
+def _serve_spec(server: str = "transformers") -> str:
+    """A managed spec of the embedded model: ``transformers serve`` through ``serve:``,
+    or vLLM's own server through ``vllm-serve:`` (bf16, eager: a 20 s start on CPU)."""
     from harness.backends.embedded import converted_model_dir
 
+    if server == "vllm":
+        return f"vllm-serve:{converted_model_dir()}?{VLLM_TEST_OPTIONS}&{CLIENT}"
     return f"serve:{converted_model_dir()}?cmd={quote(TRANSFORMERS_SERVE)}&{CLIENT}"
+
+
+def _servers(test):  # type: ignore[no-untyped-def]
+    """Run a lifecycle test against both real servers; vLLM's needs vllm installed."""
+    params = [pytest.param("transformers", marks=pytest.mark.skipif(
+                  not serve_available(), reason="transformers serve needs the serving extra")),
+              pytest.param("vllm", marks=pytest.mark.skipif(not vllm_available(),
+                                                            reason=VLLM_MISSING))]
+    return pytest.mark.parametrize("server", params)(test)
 
 
 def _server_pid(stderr_path: Path, timeout: float = 240) -> int:
@@ -124,14 +143,15 @@ def _server_pid(stderr_path: Path, timeout: float = 240) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not serve_available(), reason="transformers serve needs the serving extra")
-def test_managed_run_starts_serves_and_stops_clean(tmp_path: Path,
+@_servers
+def test_managed_run_starts_serves_and_stops_clean(server: str, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the server inherits the environment
-    spec = _serve_spec()
+    spec = _serve_spec(server)
     plan = plan_run("smoke", spec, limit=4)
     assert "startup_timeout=" not in plan.model.identity
-    assert "concurrency=" not in plan.model.identity and "cmd=" in plan.model.identity
+    assert "concurrency=" not in plan.model.identity
+    assert ("cmd=" if server == "transformers" else "dtype=bfloat16") in plan.model.identity
     backends = []
 
     def factory():  # type: ignore[no-untyped-def]
@@ -153,13 +173,13 @@ def test_managed_run_starts_serves_and_stops_clean(tmp_path: Path,
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not serve_available(), reason="transformers serve needs the serving extra")
-def test_killed_server_is_reported_and_rerun_resumes(tmp_path: Path) -> None:
+@_servers
+def test_killed_server_is_reported_and_rerun_resumes(server: str, tmp_path: Path) -> None:
     db, trace, err = tmp_path / "k.db", tmp_path / "trace.txt", tmp_path / "stderr.txt"
     env = {**os.environ, TRACE_ENV: str(trace), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     # 8 items = a batch of 4, stored, then another 4, killed in flight
-    command = [sys.executable, "-m", "harness", "run", "--model", _serve_spec(), "--suite",
-               "smoke", "--limit", "8", "--quiet", "--db", str(db)]
+    command = [sys.executable, "-m", "harness", "run", "--model", _serve_spec(server),
+               "--suite", "smoke", "--limit", "8", "--quiet", "--db", str(db)]
     with err.open("w") as sink:
         proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                 stderr=sink)
@@ -201,13 +221,13 @@ def test_killed_server_is_reported_and_rerun_resumes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not serve_available(), reason="transformers serve needs the serving extra")
-def test_ctrl_c_stops_the_server(tmp_path: Path) -> None:
+@_servers
+def test_ctrl_c_stops_the_server(server: str, tmp_path: Path) -> None:
     db, err = tmp_path / "c.db", tmp_path / "stderr.txt"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     with err.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "run", "--model", _serve_spec(), "--suite",
+            [sys.executable, "-m", "harness", "run", "--model", _serve_spec(server), "--suite",
              "smoke", "--quiet", "--db", str(db)],
             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sink)
     try:

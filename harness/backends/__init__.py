@@ -6,7 +6,7 @@ Grammar (docs/backends.md has the details)::
     hf:<path or hub id>[?opt=v&...]           local transformers
     openai:<base url>@<model name>[?opt=v&...] any OpenAI-compatible server
     openai:<url>,<url>,...@<model name>        replicas of one model (the first names it)
-    vllm:<path or hub id>[?opt=v&...]          in-process vLLM engine (CUDA)
+    vllm:<path or hub id>[?opt=v&...]          in-process vLLM engine (GPU or CPU)
     vllm-serve:<path or hub id>[?opt=v&...]    a managed `vllm serve` process
     serve:<path or hub id>?cmd=<template>[&...] a managed server started by any command
 
@@ -35,8 +35,10 @@ RUNTIME_OPTIONS = frozenset({
     "replica_cpus", "replica_gpus",  # data parallel: Ray resources per replica
     "prefix_cache_mb",  # hf: shared-prefix key/value store (hf_prefix.py)
     "stream",  # openai: stream answers (measures time to first token)
+    "distributed_executor_backend",  # vllm: where the engine's workers run
 })
-NUMERIC_OPTIONS = RUNTIME_OPTIONS - {"device", "log"} | {"tensor_parallel_size", "max_model_len"}
+NUMERIC_OPTIONS = (RUNTIME_OPTIONS - {"device", "log", "distributed_executor_backend"}
+                   | {"tensor_parallel_size", "max_model_len"})
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 

@@ -36,6 +36,10 @@ from harness.types import Completion, Request
 log = logging.getLogger(__name__)
 DEPTH = 2  # chunks an actor holds: one running, one waiting, so it never idles
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # requests and answers are small
+# a replica that takes a whole run at once (vLLM: batch_size 10^6) still gets it in
+# chunks, or the first actor would take everything; 256 keeps a GPU engine's batch full
+MAX_CHUNK = 256
+DP_OPTIONS = ("data_parallel", "replica_cpus", "replica_gpus")  # ours, not the replica's
 
 
 class Replica:
@@ -73,18 +77,22 @@ class DataParallelBackend(Backend):
 
         replicas = spec.int_option("data_parallel", 1)
         cpus = spec.float_option("replica_cpus", 1.0)
-        default_gpus = spec.float_option("tensor_parallel_size", 1) \
-            if spec.scheme in ("vllm", "vllm-serve") else 0.0
+        on_gpu = spec.scheme in ("vllm", "vllm-serve") and not _vllm_on_cpu()
+        default_gpus = spec.float_option("tensor_parallel_size", 1) if on_gpu else 0.0
         gpus = spec.float_option("replica_gpus", default_gpus)
         inner = replace(spec, options={k: v for k, v in spec.options.items()
-                                       if k != "data_parallel"})
+                                       if k not in DP_OPTIONS})
         owns_ray = _connect(replicas, cpus)
         try:
             actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus)(Replica)
             threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, int(cpus)))
             env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+            if spec.scheme == "vllm" and not on_gpu:
+                # vLLM on CPU pins its threads to cores it picks itself, the same cores
+                # in every replica; the actors' CPU shares are Ray's to place instead
+                env["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
             env |= {k: v for k, v in os.environ.items()
-                    if k.startswith(("HF_", "TRANSFORMERS_", "EVALARENA_"))}
+                    if k.startswith(("HF_", "TRANSFORMERS_", "EVALARENA_", "VLLM_"))}
             actors = [actor_class.options(runtime_env={"env_vars": env}).remote(inner)
                       for _ in range(replicas)]
             sizes = ray.get([a.batch_size.remote() for a in actors])  # waits for every load
@@ -92,7 +100,7 @@ class DataParallelBackend(Backend):
             if owns_ray:
                 ray.shutdown()
             raise
-        return cls(spec.identity, actors, min(sizes), owns_ray)
+        return cls(spec.identity, actors, min(*sizes, MAX_CHUNK), owns_ray)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         return self.run(requests)
@@ -172,6 +180,12 @@ class DataParallelBackend(Backend):
         self.actors = []
         if self.owns_ray:
             ray.shutdown()
+
+
+def _vllm_on_cpu() -> bool:
+    from harness.backends.vllm_platform import on_cpu, vllm_installed
+
+    return vllm_installed() and on_cpu()
 
 
 def _connect(replicas: int, cpus: float) -> bool:

@@ -30,7 +30,12 @@ from typing import Any
 
 from harness.backends import ModelSpec
 from harness.backends.base import Backend, truncate_at_stop
-from harness.errors import EvalarenaError, MissingDependencyError, ModelSpecError
+from harness.backends.vllm_platform import (
+    MISSING_VLLM,
+    VLLMUnavailableError,
+    apply_cpu_engine_defaults,
+)
+from harness.errors import ModelSpecError
 from harness.types import Completion, ErrorKind, GenerationParams, Request, RequestKind
 
 # spec option -> vllm.LLM keyword, with the type it is parsed as
@@ -39,16 +44,12 @@ ENGINE_OPTIONS: dict[str, Callable[[str], Any]] = {
     "gpu_memory_utilization": float, "max_num_seqs": int, "dtype": str, "quantization": str,
     "kv_cache_dtype": str, "seed": int, "revision": str, "tokenizer": str,
     "enforce_eager": lambda v: _bool(v), "trust_remote_code": lambda v: _bool(v),
-    "enable_prefix_caching": lambda v: _bool(v),
+    "enable_prefix_caching": lambda v: _bool(v), "distributed_executor_backend": str,
 }
 OWN_OPTIONS = ("batch_size", "store_every", "chat_template", "ignore_eos")
 DEFAULT_BATCH = 1_000_000  # a whole run at once: vLLM schedules it
 DEFAULT_STORE_EVERY = 256  # answers per stored chunk ...
 FLUSH_S = 2.0  # ... or whatever finished in this many seconds, whichever comes first
-
-
-class VLLMUnavailableError(EvalarenaError):
-    exit_code = 2
 
 
 def _bool(value: str) -> bool:
@@ -166,6 +167,7 @@ class VLLMBackend(Backend):
                  ignore_eos: bool = False) -> None:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
 
         self.model_id = model_id
         self.llm = llm
@@ -177,6 +179,10 @@ class VLLMBackend(Backend):
         self.ignore_eos = ignore_eos
         self.max_model_len = int(self.engine.model_config.max_model_len)
         self._sampling_params = SamplingParams
+        # one output per request, when it has finished, with all n samples (what
+        # LLM.generate asks for too): the default streams every step of every sample
+        # separately, which costs a detokenised output per sequence per step
+        self._final_only = RequestOutputKind.FINAL_ONLY
         self._tokens_prompt = TokensPrompt
         self._counter = 0
 
@@ -184,12 +190,8 @@ class VLLMBackend(Backend):
     def from_spec(cls, spec: ModelSpec) -> VLLMBackend:
         kwargs = engine_kwargs(spec)  # a bad option fails before CUDA is touched
         if importlib.util.find_spec("vllm") is None:
-            raise MissingDependencyError("vllm", "vllm", "the vllm: backend")
-        import torch
-
-        if not torch.cuda.is_available():
-            raise VLLMUnavailableError("the vllm: backend needs a CUDA GPU and none is visible "
-                                       "(use hf: or smollm2-135m on CPU)")
+            raise VLLMUnavailableError(MISSING_VLLM)
+        apply_cpu_engine_defaults(kwargs)
         from vllm import LLM
 
         template = spec.options.get("chat_template")
@@ -307,9 +309,10 @@ class VLLMBackend(Backend):
         request_id = f"ea{self._counter}"
         if job.choice < 0:
             params = self._sampling_params(**sampling_kwargs(request.params,
-                                                             ignore_eos=self.ignore_eos))
+                                                             ignore_eos=self.ignore_eos),
+                                           output_kind=self._final_only)
         else:
-            params = self._sampling_params(**SCORING_KWARGS)
+            params = self._sampling_params(**SCORING_KWARGS, output_kind=self._final_only)
         try:
             self.engine.add_request(request_id, self._tokens_prompt(prompt_token_ids=job.prompt),
                                     params)
@@ -348,7 +351,7 @@ class VLLMBackend(Backend):
         )
 
     def close(self) -> None:
-        """Drop the engine so its GPU memory can be reclaimed by the next model."""
+        """Drop the engine so its memory (GPU or RAM) can be reclaimed by the next model."""
         self.engine = None
         self.llm = None
         import gc

