@@ -39,8 +39,9 @@ from harness.backends import Backend, load_backend
 from harness.runner import execute, plan_run
 from harness.store import Store
 
-WORDS = ("river stone window market garden letter bridge winter engine silver forest "
-         "harbor candle mirror ladder violin desert comet lantern meadow").split()
+WORDS = ["river", "stone", "window", "market", "garden", "letter", "bridge", "winter",
+         "engine", "silver", "forest", "harbor", "candle", "mirror", "ladder", "violin",
+         "desert", "comet", "lantern", "meadow"]
 
 
 def write_suite(work: Path, prompts: int, output_len: int, seed: int) -> Path:

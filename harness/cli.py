@@ -80,7 +80,9 @@ def main(
 def run(
     model: Annotated[str, typer.Option(help="Model spec: smollm2-135m, hf:PATH, "
                                        "openai:URL@NAME (see docs/backends.md).")],
-    suite: Annotated[str, typer.Option(help="Suite name (see `evalarena suites`) or YAML path.")],
+    suite: Annotated[list[str], typer.Option(
+        help="Suite name (see `evalarena suites`) or YAML path; repeat it to run several "
+             "suites on one loaded model.")],
     db: DbOption = DEFAULT_DB,
     limit: Annotated[int | None, typer.Option(
         min=1, help="Run a seeded subset of N items.")] = None,
@@ -95,27 +97,40 @@ def run(
                     "speed only: stored answers are reused.")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Run a suite on a model. Rerunning the same command resumes where it stopped."""
+    """Run suites on a model. Rerunning the same command resumes where it stopped.
+
+    With several --suite options the model is loaded once (when the first suite has
+    something to generate) and serves each suite in turn; each suite is its own run."""
     from harness.backends import load_backend, with_data_parallel
+    from harness.backends.base import SharedBackend
     from harness.report import RichProgress, results_table
     from harness.runner import execute, plan_run
     from harness.store import Store
 
-    # validates everything; writes nothing
-    plan = plan_run(suite, model, limit, seed, max_tokens, _parse_where(where))
+    # validates every suite first; writes nothing
+    plans = [plan_run(name, model, limit, seed, max_tokens, _parse_where(where))
+             for name in suite]
+    first = plans[0].model
+    shared = SharedBackend(lambda: load_backend(with_data_parallel(first, data_parallel)))
     with Store(db) as store:
-        progress = None if quiet else RichProgress(f"{plan.suite.name} · {plan.model.identity}",
-                                                   err)
         try:
-            outcome = execute(store, plan, lambda: load_backend(
-                with_data_parallel(plan.model, data_parallel)), progress)
-        except KeyboardInterrupt:
-            err.print(f"interrupted: run {plan.run_id} is saved; rerun the same command to resume")
-            raise typer.Exit(130) from None
-    out.print(results_table(f"{plan.suite.name} · {plan.model.identity} · run {outcome.run_id}",
-                            outcome.summaries))
-    out.print(f"generated {outcome.generated}, reused {outcome.reused}, "
-              f"errors {outcome.errors} · results in {db} (evalarena show {outcome.run_id})")
+            for plan in plans:
+                progress = None if quiet else RichProgress(
+                    f"{plan.suite.name} · {plan.model.identity}", err)
+                try:
+                    outcome = execute(store, plan, lambda: shared, progress)
+                except KeyboardInterrupt:
+                    err.print(f"interrupted: run {plan.run_id} is saved; rerun the same "
+                              "command to resume")
+                    raise typer.Exit(130) from None
+                out.print(results_table(
+                    f"{plan.suite.name} · {plan.model.identity} · run {outcome.run_id}",
+                    outcome.summaries))
+                out.print(f"generated {outcome.generated}, reused {outcome.reused}, "
+                          f"errors {outcome.errors} · results in {db} "
+                          f"(evalarena show {outcome.run_id})")
+        finally:
+            shared.close_shared()
 
 
 @app.command()

@@ -180,3 +180,20 @@ def test_kill_9_mid_run_then_exact_resume(engine, tmp_path: Path) -> None:
     same = sum(resumed[k].texts == unbroken[k].texts for k in unbroken)
     print(f"\nresumed vs unbroken run: {same}/{len(unbroken)} identical texts")
     assert same == len(unbroken)
+
+
+def test_cli_runs_several_suites_on_one_engine(cli, tmp_path: Path) -> None:
+    """``vllm:smollm2-135m`` names the embedded weights; two --suite options load the
+    engine once and make two runs."""
+    spec = f"vllm:smollm2-135m?{VLLM_TEST_OPTIONS}"
+    result = cli("run", "--model", spec, "--suite", "smoke", "--suite", "smoke-mc",
+                 "--limit", "4", "--quiet", "--db", str(tmp_path / "two.db"),
+                 env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("Initializing a V1 LLM engine") == 1, result.stderr[-3000:]
+    assert result.stdout.count("generated 4, reused 0, errors 0") == 2
+    with Store(tmp_path / "two.db") as store:
+        runs = store.list_runs()
+    assert sorted(r.suite for r in runs) == ["smoke", "smoke-mc"]
+    # the identity names the embedded model, not this machine's cache path
+    assert {r.model for r in runs} == {f"vllm:smollm2-135m?{VLLM_TEST_OPTIONS}"}

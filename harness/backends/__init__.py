@@ -7,6 +7,7 @@ Grammar (docs/backends.md has the details)::
     openai:<base url>@<model name>[?opt=v&...] any OpenAI-compatible server
     openai:<url>,<url>,...@<model name>        replicas of one model (the first names it)
     vllm:<path or hub id>[?opt=v&...]          in-process vLLM engine (GPU or CPU)
+    vllm:smollm2-135m                          (any path scheme) the embedded model's weights
     vllm-serve:<path or hub id>[?opt=v&...]    a managed `vllm serve` process
     serve:<path or hub id>?cmd=<template>[&...] a managed server started by any command
 
@@ -64,6 +65,17 @@ class ModelSpec:
         kept = sorted((k, v) for k, v in self.options.items() if k not in RUNTIME_OPTIONS)
         return f"{base}?{urlencode(kept)}" if kept else base
 
+    @property
+    def model_path(self) -> str:
+        """Where the weights are: the target, or for ``<scheme>:smollm2-135m`` the
+        embedded model's converted directory (converted on first use). The identity
+        keeps the name, so it is the same on every machine."""
+        if self.target == EMBEDDED:
+            from harness.backends.embedded import converted_model_dir
+
+            return str(converted_model_dir())
+        return self.target
+
     def int_option(self, name: str, default: int) -> int:
         return int(self._number(name, default))
 
@@ -116,7 +128,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
         if len(set(urls)) != len(urls):
             raise ModelSpecError(spec, "the same base url is named twice")
         return ModelSpec("openai", urls[0], name, options, raw=spec, replicas=tuple(urls[1:]))
-    if scheme in ("hf", "vllm", "vllm-serve", "serve"):
+    if scheme in ("hf", "vllm", "vllm-serve", "serve") and target != EMBEDDED:
         looks_like_path = target.startswith((".", "/", "~")) or not _HUB_ID.match(target)
         if looks_like_path:
             path = Path(target).expanduser()

@@ -10,7 +10,7 @@ whole being unusable (a model that will not load).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from harness.types import Completion, Request, RequestKind
 
@@ -71,6 +71,61 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SharedBackend(Backend):
+    """One backend for several runs (``run --suite a --suite b``, benchmarks, tests):
+    built on first use, handed to each run, closed once by ``close_shared``.
+
+    The runner closes the backend it was given when a run ends; this wrapper's
+    ``close`` keeps the model loaded for the next run instead, so an engine that
+    takes 15-100 s to start (vLLM) starts once. Everything else is the inner
+    backend's, including ``run_chunks`` and ``run_stream``, so streaming and
+    work-ahead behave exactly as they do unshared."""
+
+    def __init__(self, load: Callable[[], Backend] | Backend) -> None:
+        self._load = load
+        self._inner: Backend | None = load if isinstance(load, Backend) else None
+
+    @property
+    def inner(self) -> Backend:
+        if self._inner is None:
+            assert callable(self._load)
+            self._inner = self._load()
+        return self._inner
+
+    @property  # type: ignore[override]
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property  # type: ignore[override]
+    def batch_size(self) -> int:
+        return self.inner.batch_size
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        return self.inner.generate(requests)
+
+    def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
+        return self.inner.loglikelihood(requests)
+
+    def run(self, requests: Sequence[Request]) -> list[Completion]:
+        return self.inner.run(requests)
+
+    def run_chunks(self, requests: Sequence[Request]) -> Iterator[list[tuple[int, Completion]]]:
+        return self.inner.run_chunks(requests)
+
+    def run_stream(self, batches: Iterable[Sequence[Request]]
+                   ) -> Iterator[tuple[int, list[tuple[int, Completion]]]]:
+        return self.inner.run_stream(batches)
+
+    def close(self) -> None:
+        """Kept open for the next run; ``close_shared`` releases it."""
+
+    def close_shared(self) -> None:
+        if self._inner is not None:
+            inner, self._inner = self._inner, None
+            inner.close()
+            self._load = None  # type: ignore[assignment]  # closed for good
 
 
 def _exactly(completions: list[Completion], count: int) -> list[Completion]:

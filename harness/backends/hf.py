@@ -61,7 +61,7 @@ class TransformersBackend(Backend):
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> TransformersBackend:
         return cls(
-            spec.target,
+            spec.model_path,
             spec.identity,
             dtype=spec.options.get("dtype", "auto"),
             device=spec.options.get("device"),

@@ -62,7 +62,7 @@ def _bool(value: str) -> bool:
 
 def engine_kwargs(spec: ModelSpec) -> dict[str, Any]:
     """``vllm.LLM`` keyword arguments for a ``vllm:`` spec; rejects unknown options."""
-    kwargs: dict[str, Any] = {"model": spec.target, "seed": 0}
+    kwargs: dict[str, Any] = {"model": spec.model_path, "seed": 0}
     for name, value in spec.options.items():
         if name in ENGINE_OPTIONS:
             try:

@@ -201,12 +201,12 @@ def _start(spec: ModelSpec, argv: list[str], name: str, health: str,
     port = spec.int_option("port", 0) or None
     log = spec.options.get("log")
     server = ManagedServer(
-        argv, model=spec.target, name=name, port=port, health_path=health,
+        argv, model=spec.model_path, name=name, port=port, health_path=health,
         startup_timeout=spec.float_option("startup_timeout", DEFAULT_STARTUP_TIMEOUT_S),
         log_path=Path(log).expanduser() if log else None, env=env,
     )
     # the client is built first, so a bad client option fails before a server starts
-    client_spec = ModelSpec("openai", "http://placeholder/v1", spec.target, client_options,
+    client_spec = ModelSpec("openai", "http://placeholder/v1", spec.model_path, client_options,
                             raw=spec.raw)
     client = OpenAIBackend.from_spec(client_spec)
     server.start()
@@ -214,7 +214,7 @@ def _start(spec: ModelSpec, argv: list[str], name: str, health: str,
           f"log {server.log_path}", file=sys.stderr, flush=True)
     try:
         client = OpenAIBackend.from_spec(ModelSpec(
-            "openai", f"{server.base_url}/v1", spec.target, client_options, raw=spec.raw))
+            "openai", f"{server.base_url}/v1", spec.model_path, client_options, raw=spec.raw))
         client.model_id = spec.identity  # the port is not part of what answers depend on
     except BaseException:
         server.stop()
