@@ -94,7 +94,7 @@ def bare_engine(backend: Any, suite: Path, spec: str) -> tuple[float, int]:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from harness.backends.vllm_engine import sampling_kwargs
+    from harness.backends.vllm_convert import sampling_kwargs
 
     requests = [r for _, r in plan_run(str(suite), spec).items]
     prompts = [TokensPrompt(prompt_token_ids=backend._encode(r.text, True)) for r in requests]

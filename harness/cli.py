@@ -118,7 +118,7 @@ def run(
                 progress = None if quiet else RichProgress(
                     f"{plan.suite.name} · {plan.model.identity}", err)
                 try:
-                    outcome = execute(store, plan, lambda: shared, progress)
+                    outcome = execute(store, plan, shared.loaded, progress)
                 except KeyboardInterrupt:
                     err.print(f"interrupted: run {plan.run_id} is saved; rerun the same "
                               "command to resume")

@@ -21,10 +21,11 @@ import pytest
 
 from harness.backends import parse_model_spec
 from harness.backends.base import Backend
-from harness.backends.vllm_engine import (
+from harness.backends.vllm_convert import (
     continuation_score,
     engine_kwargs,
     generation_completion,
+    next_token_scores,
     sampling_kwargs,
 )
 from harness.backends.vllm_serve import serve_command, vllm_serve_command
@@ -129,6 +130,28 @@ def test_prompt_logprobs_become_continuation_scores() -> None:
         continuation_score([1, 10, 11], [None, {10: Logprob(-1.0)}, {7: Logprob(-1.0)}], 1)
     with pytest.raises(ValueError, match="first prompt token"):
         continuation_score([1, 10], [None, {10: Logprob(-1.0)}], 2)
+
+
+@dataclass(frozen=True)
+class Generated:  # CompletionOutput with logprobs for the generated positions
+    token_ids: tuple[int, ...]
+    logprobs: list[dict[int, Logprob]] | None
+
+
+def test_next_token_logprobs_become_scores() -> None:
+    """One request scores single-token continuations: each candidate's logprob at the
+    generated position; greedy means the candidate is the token generated (the ranks in
+    that entry are among the asked ids, not the vocabulary, so they are not used)."""
+    entry = {7: Logprob(-0.25, 1), 9: Logprob(-4.0, 2), 3: Logprob(-7.5, 3)}
+    output = Output([1, 2], [Generated((7,), [entry])])  # type: ignore[list-item]
+    assert next_token_scores(output, (9, 7, 3)) == [(-4.0, False), (-0.25, True),
+                                                     (-7.5, False)]
+    elsewhere = Output([1, 2], [Generated((5,), [{**entry, 5: Logprob(-0.1, 1)}])])  # type: ignore[list-item]
+    assert [g for _, g in next_token_scores(elsewhere, (9, 7, 3))] == [False] * 3
+    with pytest.raises(ValueError, match=r"candidate tokens \[4\]"):
+        next_token_scores(output, (7, 4))
+    with pytest.raises(ValueError, match="no logprobs"):
+        next_token_scores(Output([1], [Generated((), None)]), (7,))  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize("scheme", ["vllm", "vllm-serve"])

@@ -84,6 +84,32 @@ def test_loglikelihood_agrees_with_transformers(engine, embedded_backend,
     assert all(m.continuation_tokens == t.continuation_tokens for m, t in pairs)
 
 
+def test_single_token_choices_take_one_request_and_agree(engine, embedded_backend,
+                                                         tmp_path: Path) -> None:
+    """5-shot MMLU (letters " A".." D"): one engine request per item, the context once,
+    and the same numbers as transformers (and as the per-choice path, checked on a
+    request whose choices are words of several tokens)."""
+    from harness.backends.vllm_engine import NEXT_TOKEN
+
+    plan = plan_run("mmlu", vllm_spec(), limit=8)
+    jobs = engine._jobs(0, plan.items[0][1])  # type: ignore[attr-defined]
+    assert len(jobs) == 1 and jobs[0].choice == NEXT_TOKEN and len(jobs[0].candidates) == 4
+    pairs = _run_both("mmlu", engine, embedded_backend, tmp_path / "mmlu.db", limit=8)
+    worst = max(abs(x - y) for m, t in pairs
+                for x, y in zip(m.loglikelihoods, t.loglikelihoods, strict=True))
+    assert all(_argmax(m.loglikelihoods) == _argmax(t.loglikelihoods) for m, t in pairs)
+    assert all(m.greedy_matches == t.greedy_matches for m, t in pairs)
+    assert worst < 1e-3, worst
+    words = Request(RequestKind.LOGLIKELIHOOD, "vllm-test", text="The capital of France is",
+                    continuations=(" Paris", " London", " Rome"))
+    multi = Request(RequestKind.LOGLIKELIHOOD, "vllm-test", text="The capital of France is",
+                    continuations=(" Paris", " London", " Rome, of course"))
+    one, per_choice = engine.run([words, multi])
+    assert len(engine._jobs(0, words)) == 1 and len(engine._jobs(0, multi)) == 3  # type: ignore[attr-defined]
+    for a, b in zip(one.loglikelihoods, per_choice.loglikelihoods[:2], strict=False):
+        assert abs(a - b) < 1e-4
+
+
 def _argmax(values: tuple[float, ...]) -> int:
     return max(range(len(values)), key=values.__getitem__)
 
@@ -190,7 +216,8 @@ def test_cli_runs_several_suites_on_one_engine(cli, tmp_path: Path) -> None:
                  "--limit", "4", "--quiet", "--db", str(tmp_path / "two.db"),
                  env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.count("Initializing a V1 LLM engine") == 1, result.stderr[-3000:]
+    logs = result.stdout + result.stderr  # vLLM logs to stdout
+    assert logs.count("Initializing a V1 LLM engine") == 1, logs[-3000:]
     assert result.stdout.count("generated 4, reused 0, errors 0") == 2
     with Store(tmp_path / "two.db") as store:
         runs = store.list_runs()

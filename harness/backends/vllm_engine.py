@@ -11,154 +11,64 @@ Prompts are tokenised here, the same way the transformers backend does it
 (chat template with ``add_generation_prompt``, then no extra special tokens;
 text prompts with the tokenizer's own special tokens), and handed to the engine
 as token ids, so both backends feed the model exactly the same tokens.
-Loglikelihood uses prompt logprobs: one engine request per continuation, prompt
-= context + continuation, ``max_tokens=1``; the continuation's positions are
-read from ``prompt_logprobs``.
 
-vllm is imported only in ``VLLMBackend.from_spec``; the conversion functions
-below work on plain objects shaped like vLLM's outputs, so they are tested
-without a GPU.
+Loglikelihood, two ways:
+
+- every continuation one token long (multiple-choice letters, judge verdict
+  digits): ONE engine request per item, prompt = the context, one generated
+  token, and the log-probabilities of exactly the candidate tokens
+  (``logprob_token_ids``). The context is computed once instead of once per
+  choice, and, asking for no prompt log-probabilities, it can reuse vLLM's
+  prefix cache (a few-shot preamble shared by every item);
+- otherwise one engine request per continuation, prompt = context +
+  continuation, ``max_tokens=1``; the continuation's positions are read from
+  ``prompt_logprobs``.
+
+Both give the same numbers (tests/test_vllm_engine.py). vllm is imported only in
+``VLLMBackend``; the conversions live in ``vllm_convert.py``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.backends import ModelSpec
-from harness.backends.base import Backend, truncate_at_stop
+from harness.backends.base import Backend
+from harness.backends.vllm_convert import (
+    DEFAULT_BATCH,
+    DEFAULT_STORE_EVERY,
+    FLUSH_S,
+    SCORING_KWARGS,
+    _bool,
+    continuation_score,
+    engine_kwargs,
+    generation_completion,
+    next_token_scores,
+    sampling_kwargs,
+)
 from harness.backends.vllm_platform import (
     MISSING_VLLM,
     VLLMUnavailableError,
     apply_cpu_engine_defaults,
 )
-from harness.errors import ModelSpecError
-from harness.types import Completion, ErrorKind, GenerationParams, Request, RequestKind
+from harness.types import Completion, ErrorKind, Request, RequestKind
 
-# spec option -> vllm.LLM keyword, with the type it is parsed as
-ENGINE_OPTIONS: dict[str, Callable[[str], Any]] = {
-    "tensor_parallel_size": int, "pipeline_parallel_size": int, "max_model_len": int,
-    "gpu_memory_utilization": float, "max_num_seqs": int, "dtype": str, "quantization": str,
-    "kv_cache_dtype": str, "seed": int, "revision": str, "tokenizer": str,
-    "enforce_eager": lambda v: _bool(v), "trust_remote_code": lambda v: _bool(v),
-    "enable_prefix_caching": lambda v: _bool(v), "distributed_executor_backend": str,
-}
-OWN_OPTIONS = ("batch_size", "store_every", "chat_template", "ignore_eos")
-DEFAULT_BATCH = 1_000_000  # a whole run at once: vLLM schedules it
-DEFAULT_STORE_EVERY = 256  # answers per stored chunk ...
-FLUSH_S = 2.0  # ... or whatever finished in this many seconds, whichever comes first
-
-
-def _bool(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise ValueError(f"{value!r} is not true or false")
-
-
-def engine_kwargs(spec: ModelSpec) -> dict[str, Any]:
-    """``vllm.LLM`` keyword arguments for a ``vllm:`` spec; rejects unknown options."""
-    kwargs: dict[str, Any] = {"model": spec.model_path, "seed": 0}
-    for name, value in spec.options.items():
-        if name in ENGINE_OPTIONS:
-            try:
-                kwargs[name] = ENGINE_OPTIONS[name](value)
-            except ValueError as exc:
-                raise ModelSpecError(spec.raw, f"option {name}={value!r}: {exc}") from None
-        elif name not in OWN_OPTIONS:
-            raise ModelSpecError(spec.raw, f"unknown option {name!r} for vllm; known: "
-                                 + ", ".join(sorted([*ENGINE_OPTIONS, *OWN_OPTIONS])))
-    return kwargs
-
-
-def sampling_kwargs(params: GenerationParams, *, ignore_eos: bool = False) -> dict[str, Any]:
-    """``vllm.SamplingParams`` keywords for a generate request.
-
-    Greedy requests ask for one sequence (``n`` greedy decodes are one decode
-    repeated; see ``generation_completion``), so they never depend on how a
-    vLLM version treats ``n > 1`` with temperature 0."""
-    kwargs: dict[str, Any] = {
-        "n": 1 if params.greedy else params.n,
-        "temperature": params.temperature,
-        "top_p": 1.0 if params.greedy else params.top_p,
-        "max_tokens": params.max_tokens,
-        "stop": list(params.stop),
-        "seed": params.seed,
-        "skip_special_tokens": True,
-    }
-    if ignore_eos:
-        kwargs["ignore_eos"] = True
-    return kwargs
-
-
-SCORING_KWARGS: dict[str, Any] = {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 1}
-
-
-def generation_completion(output: Any, params: GenerationParams, latency_s: float) -> Completion:
-    """A vLLM ``RequestOutput`` as a Completion (n texts, finish reasons, token counts)."""
-    samples = sorted(output.outputs, key=lambda o: o.index)
-    if any(s.finish_reason not in ("stop", "length") for s in samples):
-        reasons = [s.finish_reason for s in samples]
-        return Completion.failed(ErrorKind.BACKEND_CRASH, f"vLLM finished with {reasons}")
-    if params.greedy and len(samples) == 1:
-        samples = samples * params.n
-    if len(samples) != params.n:
-        return Completion.failed(ErrorKind.INVALID_RESPONSE,
-                                 f"asked for n={params.n} samples, vLLM returned {len(samples)}")
-    cut = [truncate_at_stop(s.text, params.stop) for s in samples]
-    return Completion(
-        texts=tuple(text for text, _ in cut),
-        finish_reasons=tuple("stop" if found else s.finish_reason
-                             for (_, found), s in zip(cut, samples, strict=True)),
-        prompt_tokens=len(output.prompt_token_ids or ()),
-        output_tokens=sum(len(s.token_ids) for s in
-                          (samples[:1] if params.greedy else samples)),
-        latency_s=latency_s,
-    )
-
-
-def continuation_score(prompt_token_ids: Sequence[int], prompt_logprobs: Sequence[Any],
-                       n_continuation: int) -> tuple[float, bool, int]:
-    """Sum of the last ``n_continuation`` prompt tokens' logprobs, and whether each
-    was the model's top choice.
-
-    ``prompt_logprobs[k]`` maps token id -> Logprob (``.logprob``, ``.rank``)
-    for prompt position k, and is None for position 0. It always holds the
-    actual prompt token; with ``prompt_logprobs=1`` also the top-1 token.
-    """
-    if len(prompt_logprobs) != len(prompt_token_ids):
-        raise ValueError(f"{len(prompt_logprobs)} prompt logprobs for "
-                         f"{len(prompt_token_ids)} prompt tokens")
-    if not 0 < n_continuation < len(prompt_token_ids):
-        raise ValueError(f"cannot score {n_continuation} of {len(prompt_token_ids)} tokens "
-                         "(the first prompt token has no logprob)")
-    total, greedy = 0.0, True
-    for position in range(len(prompt_token_ids) - n_continuation, len(prompt_token_ids)):
-        entry: Mapping[int, Any] | None = prompt_logprobs[position]
-        token = prompt_token_ids[position]
-        if entry is None or token not in entry:
-            raise ValueError(f"no logprob for prompt token {token} at position {position}")
-        chosen = entry[token]
-        total += float(chosen.logprob)
-        if chosen.rank is not None:
-            greedy = greedy and chosen.rank == 1
-        else:
-            greedy = greedy and chosen.logprob >= max(v.logprob for v in entry.values())
-    return total, greedy, n_continuation
-
+GENERATION = -1  # _Job.choice of a generation
+NEXT_TOKEN = -2  # _Job.choice of a one-request scoring of single-token continuations
 
 @dataclass(frozen=True)
 class _Job:
     """One engine request: a generation, or one continuation of a scoring request."""
 
     position: int  # index into the batch handed to run_chunks
-    choice: int  # continuation index; -1 for a generation
+    choice: int  # continuation index, or GENERATION, or NEXT_TOKEN
     prompt: list[int]
     n_continuation: int = 0
+    candidates: tuple[int, ...] = ()  # NEXT_TOKEN: each continuation's one token
 
 
 class VLLMBackend(Backend):
@@ -227,15 +137,20 @@ class VLLMBackend(Backend):
                 return Completion.failed(
                     ErrorKind.CONTEXT_LENGTH, f"prompt of {len(ids)} tokens + max_tokens "
                     f"{request.params.max_tokens} exceeds max_model_len {self.max_model_len}")
-            return [_Job(position, -1, ids)]
+            return [_Job(position, GENERATION, ids)]
         from harness.backends.hf import _move_trailing_space  # same convention as hf:
 
         context, _ = _move_trailing_space(text, "")
-        n_context = len(self._encode(context, special))
+        context_ids = self._encode(context, special)
+        wholes = [self._encode(context + _move_trailing_space(text, continuation)[1], special)
+                  for continuation in request.continuations]
+        if (len(context_ids) < self.max_model_len and context_ids
+                and all(len(w) == len(context_ids) + 1 and w[:-1] == context_ids
+                        for w in wholes)):
+            return [_Job(position, NEXT_TOKEN, context_ids, 1, tuple(w[-1] for w in wholes))]
         jobs = []
-        for choice, continuation in enumerate(request.continuations):
-            whole = self._encode(context + _move_trailing_space(text, continuation)[1], special)
-            n_cont = max(len(whole) - n_context, 1)
+        for choice, whole in enumerate(wholes):
+            n_cont = max(len(whole) - len(context_ids), 1)
             ids = whole[-(self.max_model_len - 1):]  # left-truncated, room for 1 new token
             jobs.append(_Job(position, choice, ids, min(n_cont, len(ids) - 1)))
         return jobs
@@ -307,9 +222,13 @@ class VLLMBackend(Backend):
         self._counter += 1
         # no "-" in our ids: recent vLLM appends "-<random>" to request ids internally
         request_id = f"ea{self._counter}"
-        if job.choice < 0:
+        if job.choice == GENERATION:
             params = self._sampling_params(**sampling_kwargs(request.params,
                                                              ignore_eos=self.ignore_eos),
+                                           output_kind=self._final_only)
+        elif job.choice == NEXT_TOKEN:
+            params = self._sampling_params(max_tokens=1, temperature=0.0,
+                                           logprob_token_ids=sorted(set(job.candidates)),
                                            output_kind=self._final_only)
         else:
             params = self._sampling_params(**SCORING_KWARGS, output_kind=self._final_only)
@@ -326,8 +245,18 @@ class VLLMBackend(Backend):
                 scored: dict[int, dict[int, tuple[float, bool, int]] | None],
                 latency_s: float) -> Completion | None:
         """The Completion once every engine request of ``request`` has finished."""
-        if job.choice < 0:
+        if job.choice == GENERATION:
             return generation_completion(output, request.params, latency_s)
+        if job.choice == NEXT_TOKEN:
+            try:
+                scores = next_token_scores(output, job.candidates)
+            except ValueError as exc:
+                return Completion.failed(ErrorKind.INVALID_RESPONSE, f"logprobs: {exc}")
+            return Completion(
+                loglikelihoods=tuple(s for s, _ in scores),
+                greedy_matches=tuple(g for _, g in scores),
+                continuation_tokens=tuple(1 for _ in scores),
+                prompt_tokens=len(job.prompt), latency_s=latency_s)
         choices = scored.setdefault(job.position, {})
         if choices is None:  # a sibling continuation already failed the request
             return None
