@@ -13,7 +13,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.cli import DEFAULT_DB, DbOption, _open_existing, app, err, out, reports_errors
+from harness.cli import (
+    DEFAULT_DB,
+    DbOption,
+    _open_existing,
+    _parse_where,
+    app,
+    err,
+    out,
+    reports_errors,
+)
 from harness.errors import InputError
 
 
@@ -63,6 +72,9 @@ def judge(
         min=0, help="USD per million output tokens, for the cost line.")] = 0.0,
     data_parallel: Annotated[int, typer.Option(
         min=1, help="Replicas of each judge model in Ray actors (docs/scaling.md).")] = 1,
+    where: Annotated[list[str] | None, typer.Option(
+        help="Only items whose data FIELD has one of the values: FIELD=V1,V2 (repeatable); "
+             "judging more later reuses every verdict already stored.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Judge stored answers with an LLM; rerunning resumes and never re-asks a judge."""
@@ -108,7 +120,7 @@ def judge(
             raise InputError("--judge", spec, "the same judge is named twice")
         specs[parsed.identity] = with_data_parallel(parsed, data_parallel)
     with _open_existing(db) as store:
-        contestants = resolve_contestants(store, loaded.name, model)
+        contestants = resolve_contestants(store, loaded.name, model, _parse_where(where))
         plan = plan_judging(loaded, mode, template, config, list(specs), contestants,  # type: ignore[arg-type]
                             baseline, combine, label)  # type: ignore[arg-type]
         progress = None if quiet else (lambda text: RichProgress(text, err))

@@ -7,6 +7,7 @@ exit code 2, and the database exactly as it was.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -227,3 +228,28 @@ def test_shipped_judge_suites_load() -> None:
     assert "Apache" in mt.config.license
     arena = load_suite("arena-hard")
     assert len(arena.rows) == 750 and arena.config.judge is not None
+
+
+@pytest.mark.slow
+def test_judge_where_takes_a_subset_and_widening_reuses_it(project: Path, cli: CliRun) -> None:
+    """--where judges only the matching items; judging more later asks the judge only
+    about the new ones. The embedded model judges by its verdict probabilities."""
+    base = ["judge", "--suite", "suite.yaml", "--mode", "pairwise", "--verdict", "likelihood",
+            "--judge", "smollm2-135m", "--model", "import:alpha", "--model", "import:beta",
+            "--quiet", "--db", "j.db"]
+    first = cli(*base, "--where", "id=q1", cwd=project, env={"COLUMNS": "200"})
+    assert first.returncode == 0, first.stderr
+    judgments, generated, reused = _counts(first.stdout)
+    # both orders show two equal answers here, so they may be one request
+    assert judgments == 2 and generated >= 1 and reused == 0
+    wider = cli(*base, "--where", "id=q1,q2", cwd=project, env={"COLUMNS": "200"})
+    assert wider.returncode == 0, wider.stderr
+    assert _counts(wider.stdout) == (4, generated, generated)  # q1's verdicts reused
+    unknown = cli(*base, "--where", "nope=1", cwd=project)
+    assert unknown.returncode == 2 and "--where" in unknown.stderr and "nope" in unknown.stderr
+
+
+def _counts(stdout: str) -> tuple[int, ...]:
+    row = re.search(r"│ smollm2-135m\S*\s*│\s*(\d+)\s*│\s*(\d+)\s*│\s*(\d+)", stdout)
+    assert row, stdout
+    return tuple(int(g) for g in row.groups())

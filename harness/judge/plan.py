@@ -101,8 +101,10 @@ class Slot:
     request: Request
 
 
-def resolve_contestants(store: Store, suite: str, refs: Sequence[str]) -> list[Contestant]:
-    """Runs of ``suite`` named by run id (prefix), model identity, or LABEL=either."""
+def resolve_contestants(store: Store, suite: str, refs: Sequence[str],
+                        where: dict[str, list[str]] | None = None) -> list[Contestant]:
+    """Runs of ``suite`` named by run id (prefix), model identity, or LABEL=either;
+    with ``where``, only their items whose data field has one of the listed values."""
     runs = [r for r in store.list_runs() if r.suite == suite]
     found: list[Contestant] = []
     for ref in refs:
@@ -121,6 +123,10 @@ def resolve_contestants(store: Store, suite: str, refs: Sequence[str]) -> list[C
                              f"({ids}); name one by run id")
         run = matches[0]
         samples = store.run_samples(run.id)
+        for field, values in (where or {}).items():
+            if samples and not any(field in s.sample.doc for s in samples):
+                raise InputError("--where", field, "the suite's data has no such field")
+            samples = [s for s in samples if str(s.sample.doc.get(field)) in values]
         texts = store.completions(s.request_key for s in samples)
         answers = {s.sample.id: texts[s.request_key].texts[0] for s in samples
                    if s.request_key in texts and texts[s.request_key].texts}
