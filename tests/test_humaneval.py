@@ -15,7 +15,7 @@ import pytest
 
 from harness.errors import SuiteError
 from harness.metrics import Extraction
-from harness.metrics_code import Executor, PassAtK, pass_at_k
+from harness.metrics.code import Executor, PassAtK, pass_at_k
 from harness.sandbox import Limits, Sandbox
 from harness.store import Store
 from harness.suite import load_suite

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from harness.errors import DataError
-from harness.ifeval.checks import CHECKS, UnknownInstruction, check, sentences
-from harness.ifeval.metric import follows, loose_variants
 from harness.metrics import METRICS, AggregateMetric, Extraction
+from harness.metrics.ifeval.checks import CHECKS, UnknownInstruction, check, sentences
+from harness.metrics.ifeval.metric import follows, loose_variants
 from harness.suite import load_suite
 from harness.types import Completion, Sample
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness.metrics import METRICS, AggregateMetric, Extraction
-from harness.metrics_text import (
+from harness.metrics.text import (
     bleu,
     chrf,
     expected_calibration_error,

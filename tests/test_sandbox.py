@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.metrics import METRICS, Extraction
-from harness.metrics_code import Executor, PassAtK
+from harness.metrics.code import Executor, PassAtK
 from harness.sandbox import SANDBOX_UID_BASE, Limits, Sandbox, detect_isolation
 from harness.store import Store
 from harness.types import Completion, Sample

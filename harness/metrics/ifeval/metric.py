@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from harness.errors import DataError
-from harness.ifeval.checks import UnknownInstruction, check
+from harness.metrics.ifeval.checks import UnknownInstruction, check
 from harness.stats import DEFAULT_ROUNDS
 from harness.types import Completion, Sample
 
 if TYPE_CHECKING:
-    from harness.metrics import Extraction, MetricValue
+    from harness.metrics.base import Extraction, MetricValue
 
 # harness.metrics registers these metrics when it is imported, so this module must not
 # import it at module level (the cycle would break when this module is imported first):
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 def _value(value: float, extracted: str | None, confidence: float | None = None
            ) -> MetricValue:
-    from harness.metrics import MetricValue
+    from harness.metrics.base import MetricValue
 
     return MetricValue(value, extracted, confidence)
 
@@ -61,7 +61,8 @@ def follows(doc: dict[str, Any], response: str, loose: bool) -> list[tuple[str, 
         except UnknownInstruction:
             raise DataError("ifeval", "instruction_id_list",
                             f"no check for instruction {instruction!r}; it cannot be scored "
-                            "(harness/ifeval/checks.py lists the implemented ones)") from None
+                            "(harness/metrics/ifeval/checks.py lists the implemented ones)"
+                            ) from None
         results.append((instruction, ok))
     return results
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.metrics import Extraction, MetricValue
+from harness.metrics.base import Extraction, MetricValue
 from harness.sandbox import ExecutionResult, Limits, Sandbox
 from harness.types import Completion, Sample
 

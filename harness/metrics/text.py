@@ -30,7 +30,7 @@ from harness.stats import DEFAULT_ROUNDS
 from harness.types import Completion, Sample
 
 if TYPE_CHECKING:
-    from harness.metrics import Extraction, MetricValue
+    from harness.metrics.base import Extraction, MetricValue
 
 # harness.metrics registers these metrics when it is imported, so this module must not
 # import it at module level (the cycle would break when this module is imported first):
@@ -42,7 +42,7 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 def _value(value: float, extracted: str | None, confidence: float | None = None
            ) -> MetricValue:
-    from harness.metrics import MetricValue
+    from harness.metrics.base import MetricValue
 
     return MetricValue(value, extracted, confidence)
 
@@ -156,7 +156,7 @@ class MajorityAtK:
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue:
         voted = majority_vote([extraction.read(text) for text in completion.texts])
-        from harness.metrics import normalize
+        from harness.metrics.base import normalize
 
         target = normalize(str(sample.target), extraction.normalize)
         return _value(float(voted is not None and voted == target), voted)

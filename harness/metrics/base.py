@@ -1,9 +1,10 @@
-"""Per-sample metrics and how a generated answer is read.
+"""What every metric shares: how a generated answer is read (``Extraction``,
+``normalize``), the value a metric returns, and the protocols a metric follows.
 
 A metric looks at one sample and its completion and returns a value (and the
-answer it read, kept for audit). Suites name metrics from ``METRICS``; the
-names are validated, so a typo fails at load time, not after a long run.
-Samples whose request failed never reach a metric: they are counted apart.
+answer it read, kept for audit). Samples whose request failed never reach a
+metric: they are counted apart. The families (choice.py, text.py, code.py,
+ifeval/) import only this module, and ``harness.metrics`` gathers them.
 """
 
 from __future__ import annotations
@@ -114,67 +115,3 @@ class AggregateMetric(Protocol):
 
     def aggregate(self, values: Sequence[MetricValue],
                   seed: int) -> tuple[float, float, float]: ...
-
-
-@dataclass(frozen=True)
-class ExactMatch:
-    """1 if the extracted, normalised answer equals the normalised target."""
-
-    name: str = "exact_match"
-    kind: Literal["generate", "multiple_choice"] = "generate"
-
-    def __call__(self, sample: Sample, completion: Completion,
-                 extraction: Extraction) -> MetricValue:
-        answer = extraction.read(completion.texts[0])
-        target = normalize(str(sample.target), extraction.normalize)
-        return MetricValue(float(answer is not None and answer == target), answer)
-
-
-@dataclass(frozen=True)
-class ChoiceAccuracy:
-    """1 if the most likely choice is the right one.
-
-    ``per_char`` divides each choice's log-likelihood by its length in bytes
-    (acc_norm), which removes the bias towards short choices.
-    """
-
-    name: str
-    per_char: bool = False
-    kind: Literal["generate", "multiple_choice"] = "multiple_choice"
-
-    def __call__(self, sample: Sample, completion: Completion,
-                 extraction: Extraction) -> MetricValue:
-        scores = list(completion.loglikelihoods)
-        if self.per_char:
-            scores = [s / max(len(c.encode()), 1) for s, c in zip(scores, sample.choices,
-                                                                   strict=True)]
-        best = max(range(len(scores)), key=scores.__getitem__)
-        return MetricValue(float(best == sample.target), str(best))
-
-
-METRICS: dict[str, Metric] = {
-    "exact_match": ExactMatch(),
-    "accuracy": ChoiceAccuracy("accuracy"),
-    "acc_norm": ChoiceAccuracy("acc_norm", per_char=True),
-}
-
-# text-overlap, vote and calibration metrics (harness/metrics_text.py) and IFEval's
-# instruction checks (harness/ifeval/); imported here, after the types they use exist
-from harness.ifeval.metric import IFEVAL_METRICS  # noqa: E402
-from harness.metrics_text import CalibrationError, MajorityAtK, OverlapMetric  # noqa: E402
-
-METRICS.update({
-    "token_f1": OverlapMetric("token_f1", "token_f1"),
-    "exact_match_any": OverlapMetric("exact_match_any", "exact_match_any"),
-    "rouge_l": OverlapMetric("rouge_l", "rouge_l"),
-    "bleu": OverlapMetric("bleu", "bleu"),
-    "chrf": OverlapMetric("chrf", "chrf"),
-    "maj@k": MajorityAtK(),
-    "ece": CalibrationError(),
-    **IFEVAL_METRICS,
-})
-
-# pass@k over code run in the sandbox (harness/metrics_code.py, harness/sandbox.py)
-from harness.metrics_code import pass_at_k_metrics  # noqa: E402
-
-METRICS.update(pass_at_k_metrics((1, 5, 10, 100)))
