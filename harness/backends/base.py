@@ -100,12 +100,12 @@ class SharedBackend(Backend):
         _ = self.inner
         return self
 
-    @property  # type: ignore[override]
-    def model_id(self) -> str:
+    @property
+    def model_id(self) -> str:  # type: ignore[override]
         return self.inner.model_id
 
-    @property  # type: ignore[override]
-    def batch_size(self) -> int:
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
         return self.inner.batch_size
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:

@@ -141,7 +141,7 @@ class DataParallelBackend(Backend):
                     running[self.actors[actor].run.remote(task[2])] = (actor, task)
                     load[actor] += 1
                 if missing.get(ready) == 0:
-                    yield ready, list(enumerate(answers.pop(ready)))  # type: ignore[arg-type]
+                    yield ready, list(enumerate(answers.pop(ready)))
                     del missing[ready]
                     ready += 1
                     continue

@@ -238,10 +238,10 @@ def _score_plain(model: torch.nn.Module, items: list[ScoringItem], pad_id: int,
     max_padding = MAX_PADDING_CPU if device.type == "cpu" else None
     for start, end in _chunks([len(p[2]) - 1 for p in pairs], batch_size * 4, max_padding):
         chunk = pairs[start:end]
-        ids, mask = _left_padded([p[2][:-1] for p in chunk], pad_id)
+        batch_ids, mask = _left_padded([p[2][:-1] for p in chunk], pad_id)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         keep = max(p[3] for p in chunk)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+        logits = model(input_ids=batch_ids.to(device), attention_mask=mask.to(device),
                        position_ids=positions.to(device), logits_to_keep=keep).logits.float()
         for row, (i, j, tokens, n_cont) in enumerate(chunk):
             logprobs = torch.log_softmax(logits[row, keep - n_cont:], dim=-1)

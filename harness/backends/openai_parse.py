@@ -216,7 +216,8 @@ def score_continuation(data: dict[str, Any] | None, context: str, continuation: 
         raise Failure(ErrorKind.INVALID_RESPONSE, "the echoed tokens do not spell the prompt "
                        "(byte-level tokens?), so the continuation cannot be located")
     begin, end = offsets[0] + start + len(context), offsets[0] + start + len(prompt)
-    total, greedy, count = 0.0, True, 0
+    total, count = 0.0, 0
+    greedy: bool | None = True
     for token, value, offset, top in zip(tokens, values, offsets, tops, strict=True):
         if offset >= end or offset + len(token) <= begin:
             continue

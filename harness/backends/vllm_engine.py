@@ -200,14 +200,14 @@ class VLLMBackend(Backend):
                     raise RuntimeError(f"vLLM went idle with {len(pending)} requests unanswered "
                                        "(request ids not recognised?)")
                 for output in self.engine.step():
-                    job = pending.get(_our_id(output.request_id))
-                    if job is None or not output.finished:
+                    finished = pending.get(_our_id(output.request_id))
+                    if finished is None or not output.finished:
                         continue
                     del pending[_our_id(output.request_id)]
-                    done = self._finish(job, requests[job.position], output, scored,
+                    done = self._finish(finished, requests[finished.position], output, scored,
                                         time.perf_counter() - started)
                     if done is not None:
-                        ready.append((job.position, done))
+                        ready.append((finished.position, done))
                 if ready and (len(ready) >= self.store_every
                               or time.monotonic() - last_flush >= FLUSH_S):
                     yield ready

@@ -50,9 +50,9 @@ def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[st
     if config.single is None and config.pairwise is None:
         raise SuiteError(source, "judge", "name a template in judge.single or judge.pairwise")
     for mode in ("single", "pairwise"):
-        name = config.template_name(mode)  # type: ignore[arg-type]
+        name = config.template_name(mode)
         if name is not None:
-            resolve_template(name, mode, suite_file, f"judge.{mode}")  # type: ignore[arg-type]
+            resolve_template(name, mode, suite_file, f"judge.{mode}")
     for field, text, extra in (("judge.question", config.question, set()),
                                ("judge.reference", config.reference, {"ref"})):
         if text is None:

@@ -22,6 +22,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.backends.base import Backend
 from harness.judge import likelihood
@@ -98,9 +99,10 @@ def run_judging(store: Store, plan: JudgePlan, backends: BackendFactory,
 
 def _register(store: Store, plan: JudgePlan) -> None:
     settings = plan.settings()
-    rows = [(c.name, c.spec, "local" if c.spec else "imported",
-             {"run": c.run_id, "suite": plan.suite.name, "model": c.model})
-            for c in plan.contestants]
+    rows: list[tuple[str, str | None, str, dict[str, Any]]] = [
+        (c.name, c.spec, "local" if c.spec else "imported",
+         {"run": c.run_id, "suite": plan.suite.name, "model": c.model})
+        for c in plan.contestants]
     rows += [(f"judge:{j.id}", j.identity, "judge",
               {**settings, "members": [j.id], "label": j.label}) for j in plan.judges]
     if len(plan.judges) > 1:
@@ -244,7 +246,8 @@ def _store_battles(store: Store, plan: JudgePlan,
                    ) -> dict[tuple[str, str], Counter[str]]:
     """One battle per item and pair (both orders combined by the policy; jurors by
     ``combine``); a pair that no longer has an outcome loses its battle."""
-    battles, counts = [], {}
+    battles: list[Any] = []
+    counts: dict[tuple[str, str], Counter[str]] = {}
     for sample_id, model_a, model_b in units:
         assert model_b is not None
         tally = counts.setdefault((model_a, model_b), Counter())

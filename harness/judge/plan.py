@@ -235,10 +235,10 @@ def build_slots(plan: JudgePlan) -> list[Slot]:
             a, b = plan.contestant(a_name), plan.contestant(b_name)
             units += [(s, a, b) for s in a.answers if s in b.answers]
     for judge in plan.judges:
-        for sample_id, a, b in units:
-            question, reference = _texts(plan, sample_id, a.docs[sample_id])
-            answer_a = a.answers[sample_id]
-            answer_b = b.answers[sample_id] if b is not None else None
+        for sample_id, first, second in units:
+            question, reference = _texts(plan, sample_id, first.docs[sample_id])
+            answer_a = first.answers[sample_id]
+            answer_b = second.answers[sample_id] if second is not None else None
             orders = [(False, (answer_a,))] if answer_b is None else \
                 [(False, (answer_a, answer_b)), (True, (answer_b, answer_a))]
             for swapped, shown in orders:
@@ -247,8 +247,9 @@ def build_slots(plan: JudgePlan) -> list[Slot]:
                                   continuations=verdict_tokens) if by_likelihood else \
                     Request(RequestKind.GENERATE, judge.identity, messages=messages,
                             params=params)
-                slots.append(Slot(judge, sample_id, a.name, b.name if b else None, swapped,
-                                  a.run_id, b.run_id if b else None, len(answer_a),
+                slots.append(Slot(judge, sample_id, first.name,
+                                  second.name if second else None, swapped,
+                                  first.run_id, second.run_id if second else None, len(answer_a),
                                   len(answer_b) if answer_b is not None else None, shown,
                                   request))
     return slots

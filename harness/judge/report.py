@@ -94,7 +94,8 @@ def _panel_report(store: Store, models: dict[str, dict[str, Any]], panel_id: str
         "tokens": {"requests": answered, "prompt": prompt_tokens, "output": output_tokens,
                    "cost": prompt_tokens / 1e6 * price_input + output_tokens / 1e6 * price_output},
     }
-    judge_specs = {models.get(f"judge:{m}", {}).get("spec") for m in meta["members"]} - {None}
+    judge_specs = {spec for m in meta["members"]
+                   if (spec := models.get(f"judge:{m}", {}).get("spec")) is not None}
     specs = {name: m["spec"] for name, m in models.items() if m["origin"] != "judge"}
     if meta["mode"] == "single":
         report.update(_single(rows, meta, judge_specs, specs))

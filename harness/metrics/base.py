@@ -89,8 +89,12 @@ class MetricValue:
 
 
 class Metric(Protocol):
-    name: str
-    kind: Literal["generate", "multiple_choice"]
+    # read-only members: metrics are frozen dataclasses
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> Literal["generate", "multiple_choice"]: ...
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue: ...

@@ -172,7 +172,8 @@ def choice_probabilities(loglikelihoods: Sequence[float]) -> np.ndarray:
     return weights / weights.sum()
 
 
-def expected_calibration_error(confidences: Sequence[float], correct: Sequence[float],
+def expected_calibration_error(confidences: Sequence[float] | np.ndarray,
+                               correct: Sequence[float] | np.ndarray,
                                bins: int = ECE_BINS) -> float:
     """Sum over equal-width confidence bins of (share of items) x |accuracy - mean confidence|.
 

@@ -137,7 +137,7 @@ class JudgmentTables:
                 args.append(value)
         sql = "SELECT * FROM judgments" + (" WHERE " + " AND ".join(where) if where else "")
         return [
-            JudgmentRow(**{c: (bool(r[c]) if c == "swapped" else r[c]) for c in _JUDGMENT_COLUMNS})
+            JudgmentRow(**_judgment_fields(r))
             for r in self.db.query(sql + " ORDER BY id", args)
         ]
 
@@ -233,3 +233,7 @@ class JudgmentTables:
 
 def _value(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
+
+
+def _judgment_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {c: (bool(row[c]) if c == "swapped" else row[c]) for c in _JUDGMENT_COLUMNS}

@@ -77,7 +77,8 @@ def _hash(payload: Any) -> str:
 def _where(source: str, category: str | None) -> tuple[str, list[Any]]:
     """The WHERE clause of a battle filter (prefix match without LIKE's wildcards)."""
     marks = ",".join("?" * len(_OUTCOMES))
-    clauses, args = [f"outcome IN ({marks})"], list(_OUTCOMES)
+    clauses: list[str] = [f"outcome IN ({marks})"]
+    args: list[object] = list(_OUTCOMES)
     if source != ALL_SOURCES:
         clauses.append("(source = ? OR substr(source, 1, ?) = ?)")
         args += [source, len(source) + 1, source + ":"]
