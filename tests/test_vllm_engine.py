@@ -23,7 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving import VLLM_MISSING, VLLM_TEST_OPTIONS, vllm_available
+from serving import (
+    VLLM_MISSING,
+    VLLM_TEST_OPTIONS,
+    choice_agreement,
+    side_by_side,
+    vllm_available,
+)
 
 from harness.backends import Backend, load_backend
 from harness.runner import TRACE_ENV, execute, plan_run
@@ -51,16 +57,7 @@ def engine() -> Iterator[Backend]:
 
 def _run_both(suite: str, engine: Backend, reference: Backend, db: Path,
               limit: int | None = None) -> list[tuple[Completion, Completion]]:
-    ours, ref = plan_run(suite, vllm_spec(), limit=limit), plan_run(
-        suite, "smollm2-135m", limit=limit)
-    with Store(db) as store:
-        outcome = execute(store, ours, lambda: engine)
-        assert outcome.errors == 0, store.latest_errors(ours.run_id)
-        execute(store, ref, lambda: reference)
-        mine = store.completions(r.key for _, r in ours.items)
-        theirs = store.completions(r.key for _, r in ref.items)
-    return [(mine[a.key], theirs[b.key])
-            for (_, a), (_, b) in zip(ours.items, ref.items, strict=True)]
+    return side_by_side(suite, vllm_spec(), engine, "smollm2-135m", reference, db, limit)
 
 
 def test_greedy_texts_agree_with_transformers(engine, embedded_backend,
@@ -75,9 +72,7 @@ def test_greedy_texts_agree_with_transformers(engine, embedded_backend,
 def test_loglikelihood_agrees_with_transformers(engine, embedded_backend,
                                                 tmp_path: Path) -> None:
     pairs = _run_both("smoke-mc", engine, embedded_backend, tmp_path / "mc.db")
-    worst = max(abs(x - y) for m, t in pairs
-                for x, y in zip(m.loglikelihoods, t.loglikelihoods, strict=True))
-    picks = sum(_argmax(m.loglikelihoods) == _argmax(t.loglikelihoods) for m, t in pairs)
+    worst, picks = choice_agreement(pairs)
     print(f"\nloglikelihood vllm vs transformers: worst |diff| {worst:.4f}, "
           f"same choice {picks}/{len(pairs)}")
     assert picks == len(pairs) and worst < 0.25
@@ -95,9 +90,8 @@ def test_single_token_choices_take_one_request_and_agree(engine, embedded_backen
     jobs = engine._jobs(0, plan.items[0][1])  # type: ignore[attr-defined]
     assert len(jobs) == 1 and jobs[0].choice == NEXT_TOKEN and len(jobs[0].candidates) == 4
     pairs = _run_both("mmlu", engine, embedded_backend, tmp_path / "mmlu.db", limit=8)
-    worst = max(abs(x - y) for m, t in pairs
-                for x, y in zip(m.loglikelihoods, t.loglikelihoods, strict=True))
-    assert all(_argmax(m.loglikelihoods) == _argmax(t.loglikelihoods) for m, t in pairs)
+    worst, picks = choice_agreement(pairs)
+    assert picks == len(pairs)
     assert all(m.greedy_matches == t.greedy_matches for m, t in pairs)
     assert worst < 1e-3, worst
     words = Request(RequestKind.LOGLIKELIHOOD, "vllm-test", text="The capital of France is",
@@ -108,10 +102,6 @@ def test_single_token_choices_take_one_request_and_agree(engine, embedded_backen
     assert len(engine._jobs(0, words)) == 1 and len(engine._jobs(0, multi)) == 3  # type: ignore[attr-defined]
     for a, b in zip(one.loglikelihoods, per_choice.loglikelihoods[:2], strict=False):
         assert abs(a - b) < 1e-4
-
-
-def _argmax(values: tuple[float, ...]) -> int:
-    return max(range(len(values)), key=values.__getitem__)
 
 
 def _ask(text: str, **params: object) -> Request:

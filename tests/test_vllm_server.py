@@ -16,7 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving import VLLM_MISSING, VLLM_TEST_OPTIONS, vllm_available
+from serving import (
+    VLLM_MISSING,
+    VLLM_TEST_OPTIONS,
+    choice_agreement,
+    side_by_side,
+    vllm_available,
+)
 
 from harness.backends import Backend, load_backend
 from harness.runner import execute, plan_run
@@ -51,19 +57,7 @@ def _openai_spec(served: Backend, options: str = "") -> str:
 
 def _pairs(suite: str, spec: str, backend: Backend, reference: Backend,
            db: Path) -> list[tuple[Completion, Completion]]:
-    ours, ref = plan_run(suite, spec), plan_run(suite, REFERENCE)
-    with Store(db) as store:
-        outcome = execute(store, ours, lambda: backend)
-        assert outcome.errors == 0, store.latest_errors(ours.run_id)
-        execute(store, ref, lambda: reference)
-        mine = store.completions(r.key for _, r in ours.items)
-        theirs = store.completions(r.key for _, r in ref.items)
-    return [(mine[a.key], theirs[b.key])
-            for (_, a), (_, b) in zip(ours.items, ref.items, strict=True)]
-
-
-def _argmax(values: tuple[float, ...]) -> int:
-    return max(range(len(values)), key=values.__getitem__)
+    return side_by_side(suite, spec, backend, REFERENCE, reference, db)
 
 
 def test_openai_loglikelihood_against_the_real_vllm_server(served, embedded_backend,
@@ -71,9 +65,7 @@ def test_openai_loglikelihood_against_the_real_vllm_server(served, embedded_back
     client = load_backend(_openai_spec(served))
     pairs = _pairs("smoke-mc", _openai_spec(served), client, embedded_backend,
                    tmp_path / "mc.db")
-    worst = max(abs(x - y) for m, t in pairs
-                for x, y in zip(m.loglikelihoods, t.loglikelihoods, strict=True))
-    picks = sum(_argmax(m.loglikelihoods) == _argmax(t.loglikelihoods) for m, t in pairs)
+    worst, picks = choice_agreement(pairs)
     print(f"\nopenai over vllm serve vs transformers: worst |diff| {worst:.4f}, "
           f"same choice {picks}/{len(pairs)}")
     assert picks == len(pairs) and worst < 0.25
