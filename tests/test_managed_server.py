@@ -151,7 +151,7 @@ def test_managed_run_starts_serves_and_stops_clean(server: str, tmp_path: Path,
     plan = plan_run("smoke", spec, limit=4)
     assert "startup_timeout=" not in plan.model.identity
     assert "concurrency=" not in plan.model.identity
-    assert ("cmd=" if server == "transformers" else "dtype=bfloat16") in plan.model.identity
+    assert ("cmd=" if server == "transformers" else "dtype=float32") in plan.model.identity
     backends = []
 
     def factory():  # type: ignore[no-untyped-def]
