@@ -79,6 +79,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check harness review_ui leaderboards tests benchmarks
 	$(BIN)/mypy harness review_ui leaderboards
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -44,7 +44,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from harness.backends.base import Backend
 from harness.runner import execute, plan_run
 from harness.store import Store
-from harness.suite import find_suite_file, load_suite
+from harness.suites.config import find_suite_file, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 LMEVAL_PYTHON = ROOT / ".venv-lmeval" / "bin" / "python"

@@ -42,10 +42,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from harness.backends import load_backend
 from harness.backends.base import Backend
-from harness.data import resolve_path
 from harness.runner import RunPlan, execute, plan_run
 from harness.store import Store
-from harness.suite import find_suite_file, load_suite
+from harness.suites.config import find_suite_file, load_suite
+from harness.suites.data import resolve_path
 from harness.types import Completion, Request, RequestKind
 
 MODEL = "smollm2-135m"

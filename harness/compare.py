@@ -1,150 +1,125 @@
-"""Paired comparison of two runs, metric by metric: is B better or worse than A?
+"""Comparing two stored runs of one suite, metric by metric: the library behind
+`evalarena compare` (the CLI only prints).
 
-Pure functions over arrays of per-item scores, already matched by item (run A's
-value and run B's value for the same sample id, in the same order). The
-difference is always B − A; ``higher_is_better`` turns it into a verdict.
-
-- interval: paired percentile bootstrap of the mean difference (whole clusters
-  resampled when items share a source);
-- p-value: exact McNemar (binomial test on the discordant pairs) for 0/1
-  scores on independent items, otherwise a sign-flip permutation test (exact
-  enumeration up to 2^16 flips, seeded Monte Carlo beyond), flipping whole
-  clusters when there are clusters;
-- Holm's step-down correction across the metrics compared together.
-
-docs/statistics.md gives the reasons for each choice.
+Items are matched by sample id in run A's order; a metric is compared when
+both runs scored it and it is a mean of per-item scores. The statistics
+(paired bootstrap CI, McNemar or permutation p-value, Holm) are in
+``harness.stats.paired``; the direction of each metric comes from its
+registration (``higher_is_better``).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import numpy as np
-from scipy.stats import binomtest
-
-from harness.stats import DEFAULT_ROUNDS, bootstrap_mean_ci
-
-PERMUTATIONS = 20_000  # Monte Carlo sign flips when exact enumeration is too large
-EXACT_UNITS = 16  # up to this many items (clusters), all 2^n sign flips are enumerated
-_BLOCK_CELLS = 2_000_000
+from harness.errors import InputError
+from harness.metrics import METRICS, AggregateMetric
+from harness.stats.paired import PairedResult, compare_metric, decide
+from harness.stats.slices import cluster_labels
+from harness.store import RunRecord, Store
+from harness.suites.config import SuiteConfig
 
 
 @dataclass(frozen=True)
-class PairedResult:
+class PairedScores:
     metric: str
-    n: int  # items scored in both runs
-    a: float  # mean of run A over those items
-    b: float
-    diff: float  # b − a
-    ci_low: float
-    ci_high: float
-    p: float
-    test: str  # mcnemar-exact | sign-flip | sign-flip-clustered
-    p_holm: float = math.nan
-    verdict: str = ""  # better | worse | not significant | within min-delta
+    sample_ids: list[str]
+    a: list[float]
+    b: list[float]
+    clusters: list[str] | None
 
 
-def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided exact McNemar p-value for paired 0/1 outcomes.
+@dataclass(frozen=True)
+class RunComparison:
+    first: RunRecord  # run A, the baseline
+    second: RunRecord  # run B, the candidate; differences are B - A
+    results: list[PairedResult]  # one per compared metric, with its verdict
+    warnings: list[str]
 
-    Only discordant pairs carry information; under H0 each is equally likely
-    to favour either run, so their split is Binomial(discordant, 1/2)."""
-    a_only = int(np.sum((a == 1) & (b == 0)))
-    b_only = int(np.sum((a == 0) & (b == 1)))
-    if a_only + b_only == 0:
-        return 1.0
-    return float(binomtest(b_only, a_only + b_only, 0.5).pvalue)
-
-
-def sign_flip_p(diffs: np.ndarray, *, seed: int = 0, rounds: int = PERMUTATIONS,
-                clusters: Sequence[Hashable] | np.ndarray | None = None) -> float:
-    """Two-sided p-value of H0 "A and B are exchangeable within each pair (or cluster)".
-
-    Each unit's summed difference keeps or flips its sign; the statistic is
-    |sum of differences|. Exact over all 2^units flips when that is small,
-    otherwise Monte Carlo with the add-one correction (never exactly 0)."""
-    units = _unit_sums(np.asarray(diffs, dtype=float), clusters)
-    units = units[units != 0]  # a zero difference is the same flipped or not
-    if units.size == 0:
-        return 1.0
-    observed = abs(units.sum())
-    tolerance = 1e-9 * max(1.0, observed)
-    if units.size <= EXACT_UNITS:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=units.size)))
-        return float(np.mean(np.abs(signs @ units) >= observed - tolerance))
-    rng = np.random.default_rng(seed)
-    extreme = 0
-    block = max(1, _BLOCK_CELLS // units.size)
-    for start in range(0, rounds, block):
-        size = min(block, rounds - start)
-        signs = rng.integers(0, 2, size=(size, units.size)) * 2.0 - 1.0
-        extreme += int(np.sum(np.abs(signs @ units) >= observed - tolerance))
-    return (extreme + 1) / (rounds + 1)
+    @property
+    def worse(self) -> list[str]:
+        return [r.metric for r in self.results if r.verdict == "worse"]
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values (family-wise error control), in input order."""
-    count = len(pvalues)
-    order = sorted(range(count), key=lambda i: pvalues[i])
-    adjusted = [0.0] * count
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (count - rank) * pvalues[index]))
-        adjusted[index] = running
-    return adjusted
+def compare_runs(store: Store, run_a: str, run_b: str, metrics: list[str] | None = None, *,
+                 alpha: float = 0.05, min_delta: float = 0.0, seed: int = 0) -> RunComparison:
+    """Every metric both runs scored (or those named), tested and decided (Holm)."""
+    warnings: list[str] = []
+    first, second = store.get_run(run_a), store.get_run(run_b)
+    paired = paired_scores(store, first, second, metrics, warnings)
+    results = [compare_metric(p.metric, p.a, p.b, seed=seed, clusters=p.clusters)
+               for p in paired]
+    decided = decide(results, [higher_is_better(p.metric) for p in paired], alpha=alpha,
+                     min_delta=min_delta)
+    return RunComparison(first, second, decided, warnings)
 
 
-def compare_metric(metric: str, a: Sequence[float], b: Sequence[float], *, seed: int = 0,
-                   rounds: int = DEFAULT_ROUNDS,
-                   clusters: Sequence[Hashable] | None = None) -> PairedResult:
-    """One metric's paired difference B − A with its interval and (unadjusted) p-value."""
-    first = np.asarray(a, dtype=float)
-    second = np.asarray(b, dtype=float)
-    if first.shape != second.shape:
-        raise ValueError(f"{metric}: {first.size} values for A but {second.size} for B")
-    diffs = second - first
-    diff, low, high = bootstrap_mean_ci(diffs, seed=seed, rounds=rounds, clusters=clusters)
-    binary = bool(np.isin(first, (0.0, 1.0)).all() and np.isin(second, (0.0, 1.0)).all())
-    if binary and clusters is None:
-        p, test = mcnemar_exact(first, second), "mcnemar-exact"
-    else:
-        p = sign_flip_p(diffs, seed=seed, clusters=clusters)
-        test = "sign-flip" if clusters is None else "sign-flip-clustered"
-    mean_a = float(first.mean()) if first.size else math.nan
-    mean_b = float(second.mean()) if second.size else math.nan
-    return PairedResult(metric, int(first.size), mean_a, mean_b, diff, low, high, p, test)
+def higher_is_better(metric: str) -> bool:
+    """The registered direction; a metric no longer registered counts as higher-is-better."""
+    found = METRICS.get(metric)
+    return True if found is None else found.higher_is_better
 
 
-def decide(results: Sequence[PairedResult], higher_is_better: Sequence[bool], *,
-           alpha: float = 0.05, min_delta: float = 0.0) -> list[PairedResult]:
-    """Holm-adjust the p-values across ``results`` and give each a verdict for B.
+def paired_scores(store: Store, first: RunRecord, second: RunRecord, metrics: list[str] | None,
+                  warnings: list[str]) -> list[PairedScores]:
+    """Per metric, the items scored in both runs (matched by sample id, in A's order)."""
+    if first.id == second.id:
+        raise InputError("RUN_B", second.id, "is the same run as RUN_A")
+    if first.suite != second.suite:
+        raise InputError("RUN_B", second.id, f"is a run of suite {second.suite!r}, RUN_A of "
+                         f"{first.suite!r}; compare two runs of one suite")
+    if first.suite_hash != second.suite_hash:
+        warnings.append(f"the runs' suite configs differ ({first.suite_hash} vs "
+                        f"{second.suite_hash}); items are matched by sample id")
+    scores_a, scores_b = _by_metric(store, first.id), _by_metric(store, second.id)
+    if metrics:
+        for name in metrics:
+            if name not in scores_a or name not in scores_b:
+                raise InputError("--metric", name, "is not scored in both runs (A has "
+                                 f"{', '.join(scores_a) or 'none'}; B has "
+                                 f"{', '.join(scores_b) or 'none'})")
+    names = metrics or [m for m in scores_a if m in scores_b]
+    for name in sorted(set(scores_a) ^ set(scores_b)):
+        if not metrics:
+            warnings.append(f"{name} is scored in only one run; not compared")
+    cluster_of = _clusters(store, first)
+    paired = []
+    for name in names:
+        if _is_aggregate(name):
+            warnings.append(f"{name} is not a mean of per-item scores; not compared")
+            continue
+        a, b = scores_a[name], scores_b[name]
+        ids = [i for i in a if i in b]
+        if len(ids) < len(a) or len(ids) < len(b):
+            warnings.append(f"{name}: compared the {len(ids)} items scored in both runs "
+                            f"(A scored {len(a)}, B scored {len(b)})")
+        if ids:
+            clusters = [cluster_of[i] for i in ids] if cluster_of is not None else None
+            paired.append(PairedScores(name, ids, [a[i] for i in ids], [b[i] for i in ids],
+                                       clusters))
+    if not paired:
+        raise InputError("RUN_B", second.id, f"no item is scored in both runs with a comparable "
+                         f"metric (A has {first.n_samples} items, B {second.n_samples})")
+    return paired
 
-    ``worse``/``better``: significant after Holm at ``alpha`` and the difference
-    exceeds ``min_delta`` in that direction; a significant difference smaller
-    than ``min_delta`` is ``within min-delta``."""
-    adjusted = holm([r.p for r in results])
-    decided = []
-    for result, p_holm, up in zip(results, adjusted, higher_is_better, strict=True):
-        gain = result.diff if up else -result.diff
-        if p_holm >= alpha:
-            verdict = "not significant"
-        elif abs(gain) <= min_delta:
-            verdict = "within min-delta"
-        else:
-            verdict = "better" if gain > 0 else "worse"
-        decided.append(replace(result, p_holm=p_holm, verdict=verdict))
-    return decided
+
+def _by_metric(store: Store, run_id: str) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = {}
+    positions = {s.sample.id: s.position for s in store.run_samples(run_id)}
+    for row in sorted(store.scores(run_id), key=lambda r: positions.get(r.sample_id, 0)):
+        found.setdefault(row.metric, {})[row.sample_id] = row.value
+    return found
 
 
-def _unit_sums(diffs: np.ndarray, clusters: Sequence[Hashable] | np.ndarray | None
-               ) -> np.ndarray:
-    if clusters is None:
-        return diffs
-    labels = np.asarray(clusters)
-    if labels.dtype == object:
-        labels = labels.astype(str)
-    _, codes = np.unique(labels, return_inverse=True)
-    return np.bincount(codes, weights=diffs)
+def _clusters(store: Store, run: RunRecord) -> dict[str, str] | None:
+    """Cluster label per sample id when run A's suite names a ``stats.cluster`` field."""
+    config = SuiteConfig.model_validate(run.manifest["suite"]["config"])
+    if config.stats is None or config.stats.cluster is None:
+        return None
+    samples = [s.sample for s in store.run_samples(run.id)]
+    labels = cluster_labels(config.stats, samples) or []
+    return dict(zip((s.id for s in samples), labels, strict=True))
+
+
+def _is_aggregate(name: str) -> bool:
+    return isinstance(METRICS.get(name), AggregateMetric)

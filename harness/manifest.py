@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.suite import Suite
+from harness.suites.config import Suite
 
 TRACKED_PACKAGES = ("torch", "transformers", "vllm", "openai", "accelerate", "numpy")
 

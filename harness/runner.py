@@ -21,23 +21,22 @@ from typing import Protocol
 
 from harness.backends import ModelSpec, parse_model_spec
 from harness.backends.base import Backend
-from harness.data import keeps
 from harness.errors import InputError
-from harness.kpis import InvocationMeter
 from harness.manifest import build_manifest
 from harness.metrics import METRICS, AggregateMetric, BatchMetric, Extraction
-from harness.samples import build_requests
-from harness.slices import (
+from harness.stats.bootstrap import bootstrap_mean_ci
+from harness.stats.efficiency import InvocationMeter
+from harness.stats.slices import (
     Aggregate,
-    SliceSummary,
     cluster_labels,
     item_groups,
     summarize_slices,
 )
-from harness.stats import bootstrap_mean_ci
 from harness.store import RunRecord, ScoreRow, Store, utc_now
-from harness.suite import Suite, SuiteConfig, load_suite
-from harness.types import Completion, MetricSummary, Request, Sample
+from harness.suites.config import Suite, SuiteConfig, load_suite
+from harness.suites.data import keeps
+from harness.suites.requests import build_requests
+from harness.types import Completion, MetricSummary, Request, Sample, SliceSummary
 
 GC_YOUNG_THRESHOLD = 5000  # allocations between young collections while generating
 TRACE_ENV = "EVALARENA_TRACE_FILE"  # if set, every request key sent to a backend is appended
@@ -120,7 +119,7 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
     pending = [k for k in unique if k not in done]
     generated = 0
     if pending:
-        meter = InvocationMeter()  # efficiency KPIs of this invocation (harness/kpis.py)
+        meter = InvocationMeter()  # this invocation's efficiency KPIs (stats/efficiency.py)
         backend = backend_factory()
         meter.loaded()
         try:

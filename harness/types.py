@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -160,3 +160,40 @@ class MetricSummary:
     ci_high: float
     n: int  # samples scored
     n_errors: int  # samples with no answer (backend errors), excluded from n
+
+
+@dataclass(frozen=True)
+class SliceSummary:
+    """A metric over one group of a run's items, with its CI."""
+
+    metric: str
+    slice: str  # the data field, or "length"
+    group: str  # the field's value, or the length bucket
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int  # items scored
+    n_errors: int  # items of the group with no answer
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation's measurements; the counts are filled from what it stored."""
+
+    backend: str
+    started_at: str
+    finished_at: str
+    load_s: float
+    generate_s: float
+    peak_rss_mb: float | None
+    gpu_peak_mb: float | None
+    gpu_energy_j: float | None
+    answers: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0  # tokens read: prompts and scored continuations
+    output_tokens: int = 0  # tokens generated
+
+    def with_counts(self, answers: int, errors: int, prompt_tokens: int,
+                    output_tokens: int) -> Invocation:
+        return replace(self, answers=answers, errors=errors, prompt_tokens=prompt_tokens,
+                       output_tokens=output_tokens)

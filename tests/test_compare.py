@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from scipy.stats import permutation_test
 
-from harness.compare import (
+from harness.stats.bootstrap import bootstrap_mean_ci
+from harness.stats.paired import (
     PairedResult,
     compare_metric,
     decide,
@@ -21,7 +22,6 @@ from harness.compare import (
     mcnemar_exact,
     sign_flip_p,
 )
-from harness.stats import bootstrap_mean_ci
 from tests.conftest import REPO, CliRun
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.samples import build_requests
-from harness.suite import load_suite
+from harness.suites.config import load_suite
+from harness.suites.requests import build_requests
 
 ROWS = [{"id": f"q{i}", "topic": "even" if i % 2 == 0 else "odd", "q": f"What is {i}+{i}?",
          "A": str(2 * i), "B": str(2 * i + 1), "gold": "A"} for i in range(12)]

@@ -48,8 +48,8 @@ def test_store_is_bounded_by_bytes_least_recently_used_first() -> None:
 
 
 def _mmlu_subject_requests(n: int) -> list:  # type: ignore[type-arg]
-    from harness.samples import build_requests
-    from harness.suite import load_suite
+    from harness.suites.config import load_suite
+    from harness.suites.requests import build_requests
 
     suite = load_suite("mmlu")
     topic = suite.rows[0]["topic"]

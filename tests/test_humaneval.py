@@ -16,9 +16,9 @@ import pytest
 from harness.errors import SuiteError
 from harness.metrics import Extraction
 from harness.metrics.code import Executor, PassAtK, pass_at_k
-from harness.sandbox import Limits, Sandbox
+from harness.metrics.sandbox import Limits, Sandbox
 from harness.store import Store
-from harness.suite import load_suite
+from harness.suites.config import load_suite
 from harness.types import Completion, GenerationParams, Request, RequestKind, Sample
 
 REPO = Path(__file__).resolve().parent.parent

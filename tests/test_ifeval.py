@@ -12,7 +12,7 @@ from harness.errors import DataError
 from harness.metrics import METRICS, AggregateMetric, Extraction
 from harness.metrics.ifeval.checks import CHECKS, UnknownInstruction, check, sentences
 from harness.metrics.ifeval.metric import follows, loose_variants
-from harness.suite import load_suite
+from harness.suites.config import load_suite
 from harness.types import Completion, Sample
 
 ENGLISH = ("The committee met on Tuesday to discuss the new budget for the school library "

@@ -25,7 +25,7 @@ from harness.judge.report import cohen_kappa, judge_report
 from harness.runner import execute, plan_run, score_run
 from harness.store import Store
 from harness.store.review import NewItem
-from harness.suite import load_suite
+from harness.suites.config import load_suite
 from harness.types import Completion, Request
 
 SUITE = """\

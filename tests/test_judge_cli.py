@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite import load_suite
+from harness.suites.config import load_suite
 from tests.conftest import CliRun
 
 SUITE = """\
@@ -71,8 +71,10 @@ def project(prepared: Path, tmp_path: Path) -> Path:
 
 
 def test_import_is_a_first_class_run_and_idempotent(project: Path, cli: CliRun) -> None:
-    runs = cli("runs", "--db", "j.db", env={"COLUMNS": "200"}).stdout
-    assert "import:alpha" in runs and "import:beta" in runs and "exact_match 1.0000" in runs
+    listing = cli("runs", "--db", "j.db", "--format", "json").stdout
+    runs = {r["model"]: r for r in json.loads(listing)}
+    assert runs.keys() == {"import:alpha", "import:beta"}
+    assert runs["import:alpha"]["metric"] == "exact_match" and runs["import:alpha"]["value"] == 1.0
     again = cli("import", "alpha.jsonl", "--suite", "suite.yaml", "--db", "j.db")
     assert again.returncode == 0 and "new 0, already stored 4" in again.stdout
     changed = _answers(project / "alpha2.jsonl", "alpha",

@@ -77,7 +77,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _questions() -> list[dict[str, object]]:
-    from harness.suite import load_suite
+    from harness.suites.config import load_suite
 
     return load_suite("mt-bench").rows
 

@@ -10,7 +10,7 @@ from harness.errors import SuiteError
 from harness.judge.parse import ABC, FIVE, SCORE10, parse_verdict
 from harness.judge.plan import judge_label
 from harness.judge.prompts import SHIPPED, resolve_template, retry_messages
-from harness.suite import load_suite
+from harness.suites.config import load_suite
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.kpis import Invocation, InvocationMeter, peak_rss_mb, summarize
+from harness.stats.efficiency import InvocationMeter, peak_rss_mb, summarize
 from harness.store import RunRecord, Store, utc_now
-from harness.types import Completion, ErrorKind, GenerationParams, Message, Request, RequestKind
+from harness.types import (
+    Completion,
+    ErrorKind,
+    GenerationParams,
+    Invocation,
+    Message,
+    Request,
+    RequestKind,
+)
 from tests.conftest import CliRun
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.metrics import METRICS, Extraction, normalize
-from harness.stats import bootstrap_mean_ci
+from harness.stats.bootstrap import bootstrap_mean_ci
 from harness.types import Completion, Sample
 
 GSM = Extraction(regex=r"####\s*(-?[$0-9.,]+)", fallback="last_number", normalize=["number"])

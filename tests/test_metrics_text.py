@@ -25,7 +25,7 @@ from harness.metrics.text import (
     token_f1,
 )
 from harness.runner import score_samples
-from harness.suite import SuiteConfig
+from harness.suites.config import SuiteConfig
 from harness.types import Completion, Sample
 
 PLAIN = Extraction(normalize=["strip"])

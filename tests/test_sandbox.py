@@ -14,7 +14,7 @@ import pytest
 
 from harness.metrics import METRICS, Extraction
 from harness.metrics.code import Executor, PassAtK
-from harness.sandbox import SANDBOX_UID_BASE, Limits, Sandbox, detect_isolation
+from harness.metrics.sandbox import SANDBOX_UID_BASE, Limits, Sandbox, detect_isolation
 from harness.store import Store
 from harness.types import Completion, Sample
 

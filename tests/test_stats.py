@@ -11,11 +11,11 @@ import pytest
 
 from harness.errors import SuiteError
 from harness.runner import score_all
-from harness.slices import StatsConfig, bucket_label, check_stats, item_groups
-from harness.stats import bootstrap_mean_ci
+from harness.stats.bootstrap import bootstrap_mean_ci
+from harness.stats.slices import StatsConfig, bucket_label, check_stats, item_groups
 from harness.store import Store
 from harness.store.migrations import MIGRATIONS
-from harness.suite import SuiteConfig, load_suite
+from harness.suites.config import SuiteConfig, load_suite
 from harness.types import Completion, Sample
 from tests.conftest import REPO, CliRun
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.samples import build_requests, select_rows
-from harness.suite import load_suite
+from harness.suites.config import load_suite
+from harness.suites.requests import build_requests, select_rows
 from harness.types import RequestKind
 
 ROWS = [{"id": f"q{i}", "question": f"What is {i}+{i}?", "answer": str(2 * i),

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.samples import build_requests
-from harness.suite import TASKS_DIR, load_suite
+from harness.suites.config import TASKS_DIR, load_suite
+from harness.suites.requests import build_requests
 from harness.types import RequestKind
 from tests.conftest import CliRun
 
@@ -75,7 +75,8 @@ def test_suites_command_lists_counts_and_licences(cli: CliRun) -> None:
 
 def test_suites_command_shows_a_missing_data_package(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import cli, suite
+    from harness import cli
+    from harness.suites import config as suite
 
     config = yaml.safe_load((TASKS_DIR / "boolq.yaml").read_text())
     config["data"]["package"] = "no_such_data_package_xyz"

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from harness.backends import ModelSpec
 from harness.backends.base import Backend
+from harness.backends.spec import DATA_PARALLEL_OPTIONS, ModelSpec
 from harness.types import Completion, Request
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # requests and answers are small
 # a replica that takes a whole run at once (vLLM: batch_size 10^6) still gets it in
 # chunks, or the first actor would take everything; 256 keeps a GPU engine's batch full
 MAX_CHUNK = 256
-DP_OPTIONS = ("data_parallel", "replica_cpus", "replica_gpus")  # ours, not the replica's
+DP_OPTIONS = DATA_PARALLEL_OPTIONS  # ours, not the replica's
 
 
 class Replica:

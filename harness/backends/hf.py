@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from harness.backends import ModelSpec
 from harness.backends.base import Backend, truncate_at_stop
 from harness.backends.hf_prefix import PrefixCache
 from harness.backends.hf_scoring import ScoringItem, score_items
+from harness.backends.spec import ModelSpec
 from harness.types import Completion, ErrorKind, GenerationParams, Request
 
 

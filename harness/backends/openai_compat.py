@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from harness.backends import ModelSpec
 from harness.backends.base import Backend, truncate_at_stop
 from harness.backends.http_pool import AdaptiveLimit, Endpoint, EndpointPool, LoopThread
 from harness.backends.openai_parse import (
@@ -46,6 +45,7 @@ from harness.backends.openai_parse import (
     score_continuation,
     usage_of,
 )
+from harness.backends.spec import ModelSpec
 from harness.errors import ModelSpecError
 from harness.types import Completion, ErrorKind, Request, RequestKind
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from harness.backends import ModelSpec
 from harness.backends.base import truncate_at_stop
+from harness.backends.spec import ModelSpec
 from harness.errors import ModelSpecError
 from harness.types import Completion, ErrorKind, GenerationParams
 

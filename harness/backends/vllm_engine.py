@@ -36,8 +36,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends import ModelSpec
 from harness.backends.base import Backend
+from harness.backends.spec import ModelSpec
 from harness.backends.vllm_convert import (
     DEFAULT_BATCH,
     DEFAULT_STORE_EVERY,

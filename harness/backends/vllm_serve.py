@@ -24,9 +24,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.backends import ModelSpec
 from harness.backends.base import Backend
 from harness.backends.managed_server import ManagedServer, ServerDiedError, describe_exit
+from harness.backends.spec import ModelSpec
 from harness.backends.vllm_platform import (
     MISSING_VLLM,
     VLLMUnavailableError,

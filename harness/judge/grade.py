@@ -31,7 +31,7 @@ from harness.judge.plan import JudgePlan, Slot, build_slots
 from harness.judge.prompts import retry_messages
 from harness.judge.verdicts import combine_pair_outcomes, combine_scores, pair_outcome
 from harness.runner import Progress, generate_missing
-from harness.stats import bootstrap_mean_ci
+from harness.stats.bootstrap import bootstrap_mean_ci
 from harness.store import ScoreRow, Store
 from harness.store.judgments import BattleRow, JudgmentRow
 from harness.types import Completion, MetricSummary, Request

@@ -22,9 +22,9 @@ from harness.errors import InputError
 from harness.judge.plan import IMPORT_PREFIX
 from harness.manifest import build_manifest
 from harness.runner import score_run
-from harness.samples import build_requests, select_rows
 from harness.store import RunRecord, Store, utc_now
-from harness.suite import Suite
+from harness.suites.config import Suite
+from harness.suites.requests import build_requests, select_rows
 from harness.types import Completion, Request, Sample
 
 _NAME = re.compile(r"^[\w.:@+-]+$")

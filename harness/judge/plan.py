@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data import fingerprint, load_rows
 from harness.errors import InputError
 from harness.judge import likelihood
-from harness.judge.config import JudgeConfig, render
 from harness.judge.prompts import JudgeTemplate, Mode
 from harness.judge.verdicts import Combine
 from harness.store import Store
-from harness.suite import Suite
+from harness.suites.config import Suite
+from harness.suites.data import fingerprint, load_rows
+from harness.suites.judge_block import JudgeConfig, render
 from harness.types import GenerationParams, Request, RequestKind
 
 IMPORT_PREFIX = "import:"

@@ -31,7 +31,7 @@ from harness.judge.verdicts import (
     pair_outcome,
     presented_first_won,
 )
-from harness.stats import bootstrap_mean_ci
+from harness.stats.bootstrap import bootstrap_mean_ci
 from harness.store import Store
 from harness.store.judgments import JudgmentRow
 

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -89,12 +89,18 @@ class MetricValue:
 
 
 class Metric(Protocol):
+    """A per-sample metric. The run-level number is the mean of the values (with a
+    bootstrap CI) unless the metric is also an ``AggregateMetric``."""
+
     # read-only members: metrics are frozen dataclasses
     @property
     def name(self) -> str: ...
 
     @property
     def kind(self) -> Literal["generate", "multiple_choice"]: ...
+
+    @property
+    def higher_is_better(self) -> bool: ...  # read by `compare` to call a change worse
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue: ...
@@ -119,3 +125,21 @@ class AggregateMetric(Protocol):
 
     def aggregate(self, values: Sequence[MetricValue],
                   seed: int) -> tuple[float, float, float]: ...
+
+
+M = TypeVar("M", bound=Metric)
+METRICS: dict[str, Metric] = {}  # filled by register_metric; read it as harness.metrics.METRICS
+
+
+def register_metric(metric: M) -> M:
+    """Make ``metric`` nameable by suites under ``metric.name``.
+
+    Each family module registers its metrics when imported, and importing any part
+    of ``harness.metrics`` imports every family first, so the registry is complete
+    whatever is imported first. Two metrics of one name are a programming error."""
+    if metric.name in METRICS:
+        raise ValueError(f"metric {metric.name!r} is registered twice")
+    if metric.kind not in ("generate", "multiple_choice"):
+        raise ValueError(f"metric {metric.name!r}: unknown kind {metric.kind!r}")
+    METRICS[metric.name] = metric
+    return metric

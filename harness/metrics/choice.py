@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.metrics.base import Extraction, MetricValue, normalize
+from harness.metrics.base import Extraction, MetricValue, normalize, register_metric
 from harness.types import Completion, Sample
 
 
@@ -16,6 +16,7 @@ class ExactMatch:
 
     name: str = "exact_match"
     kind: Literal["generate", "multiple_choice"] = "generate"
+    higher_is_better: bool = True
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue:
@@ -35,6 +36,7 @@ class ChoiceAccuracy:
     name: str
     per_char: bool = False
     kind: Literal["generate", "multiple_choice"] = "multiple_choice"
+    higher_is_better: bool = True
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue:
@@ -44,3 +46,8 @@ class ChoiceAccuracy:
                                                                    strict=True)]
         best = max(range(len(scores)), key=scores.__getitem__)
         return MetricValue(float(best == sample.target), str(best))
+
+
+register_metric(ExactMatch())
+register_metric(ChoiceAccuracy("accuracy"))
+register_metric(ChoiceAccuracy("acc_norm", per_char=True))

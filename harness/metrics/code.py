@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.metrics.base import Extraction, MetricValue
-from harness.sandbox import ExecutionResult, Limits, Sandbox
+from harness.metrics.base import Extraction, MetricValue, register_metric
+from harness.metrics.sandbox import ExecutionResult, Limits, Sandbox
 from harness.types import Completion, Sample
 
 REQUIRED_FIELDS = ("prompt", "test", "entry_point")
@@ -85,6 +85,7 @@ class PassAtK:
     k: int
     name: str = ""
     kind: Literal["generate", "multiple_choice"] = "generate"
+    higher_is_better: bool = True
     required_fields: tuple[str, ...] = REQUIRED_FIELDS
     executor: Executor = field(default=_EXECUTOR, repr=False, compare=False)
 
@@ -109,5 +110,8 @@ class PassAtK:
         return values
 
 
-def pass_at_k_metrics(ks: Sequence[int] = (1, 10, 100)) -> dict[str, PassAtK]:
-    return {f"pass@{k}": PassAtK(k, f"pass@{k}") for k in ks}
+PASS_AT_K = (1, 5, 10, 100)  # the k of the registered pass@k metrics
+
+
+for _k in PASS_AT_K:
+    register_metric(PassAtK(_k, f"pass@{_k}"))

@@ -22,19 +22,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from harness.stats import DEFAULT_ROUNDS
+from harness.metrics.base import Extraction, MetricValue, normalize, register_metric
+from harness.stats.bootstrap import DEFAULT_ROUNDS
 from harness.types import Completion, Sample
-
-if TYPE_CHECKING:
-    from harness.metrics.base import Extraction, MetricValue
-
-# harness.metrics registers these metrics when it is imported, so this module must not
-# import it at module level (the cycle would break when this module is imported first):
-# what it needs from there is imported at call time.
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -42,8 +36,6 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 def _value(value: float, extracted: str | None, confidence: float | None = None
            ) -> MetricValue:
-    from harness.metrics.base import MetricValue
-
     return MetricValue(value, extracted, confidence)
 
 
@@ -112,6 +104,7 @@ class OverlapMetric:
     name: str
     measure: Literal["token_f1", "exact_match_any", "rouge_l", "bleu", "chrf"]
     kind: Literal["generate", "multiple_choice"] = "generate"
+    higher_is_better: bool = True
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue:
@@ -152,12 +145,11 @@ class MajorityAtK:
 
     name: str = "maj@k"
     kind: Literal["generate", "multiple_choice"] = "generate"
+    higher_is_better: bool = True
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue:
         voted = majority_vote([extraction.read(text) for text in completion.texts])
-        from harness.metrics.base import normalize
-
         target = normalize(str(sample.target), extraction.normalize)
         return _value(float(voted is not None and voted == target), voted)
 
@@ -202,6 +194,7 @@ class CalibrationError:
     bins: int = ECE_BINS
     rounds: int = DEFAULT_ROUNDS
     kind: Literal["generate", "multiple_choice"] = "multiple_choice"
+    higher_is_better: bool = False  # an error: lower is better
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue:
@@ -223,3 +216,9 @@ class CalibrationError:
         ]
         low, high = np.percentile(resampled, [2.5, 97.5])
         return point, float(low), float(high)
+
+
+for _measure in ("token_f1", "exact_match_any", "rouge_l", "bleu", "chrf"):
+    register_metric(OverlapMetric(_measure, _measure))
+register_metric(MajorityAtK())
+register_metric(CalibrationError())

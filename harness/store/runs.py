@@ -11,7 +11,6 @@ from typing import Any
 import sqlite_utils
 
 from harness.errors import RunNotFoundError
-from harness.slices import SliceSummary
 from harness.store.records import (
     RunRecord,
     ScoreRow,
@@ -28,6 +27,7 @@ from harness.types import (
     MetricSummary,
     Request,
     Sample,
+    SliceSummary,
 )
 
 

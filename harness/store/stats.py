@@ -10,8 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from harness.kpis import Invocation
-from harness.slices import SliceSummary
+from harness.types import Invocation, SliceSummary
 
 
 class StatsTables:

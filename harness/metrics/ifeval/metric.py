@@ -17,27 +17,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from harness.errors import DataError
+from harness.metrics.base import Extraction, MetricValue, register_metric
 from harness.metrics.ifeval.checks import UnknownInstruction, check
-from harness.stats import DEFAULT_ROUNDS
+from harness.stats.bootstrap import DEFAULT_ROUNDS
 from harness.types import Completion, Sample
-
-if TYPE_CHECKING:
-    from harness.metrics.base import Extraction, MetricValue
-
-# harness.metrics registers these metrics when it is imported, so this module must not
-# import it at module level (the cycle would break when this module is imported first):
-# what it needs from there is imported at call time.
 
 
 def _value(value: float, extracted: str | None, confidence: float | None = None
            ) -> MetricValue:
-    from harness.metrics.base import MetricValue
-
     return MetricValue(value, extracted, confidence)
 
 
@@ -76,6 +68,7 @@ class IFEvalAccuracy:
     level: Literal["prompt", "instruction"]
     rounds: int = DEFAULT_ROUNDS
     kind: Literal["generate", "multiple_choice"] = "generate"
+    higher_is_better: bool = True
 
     def __call__(self, sample: Sample, completion: Completion,
                  extraction: Extraction) -> MetricValue:
@@ -103,11 +96,7 @@ class IFEvalAccuracy:
         return point, float(low), float(high)
 
 
-IFEVAL_METRICS = {
-    metric.name: metric for metric in (
-        IFEvalAccuracy("ifeval_prompt_strict", loose=False, level="prompt"),
-        IFEvalAccuracy("ifeval_prompt_loose", loose=True, level="prompt"),
-        IFEvalAccuracy("ifeval_instruction_strict", loose=False, level="instruction"),
-        IFEvalAccuracy("ifeval_instruction_loose", loose=True, level="instruction"),
-    )
-}
+register_metric(IFEvalAccuracy("ifeval_prompt_strict", loose=False, level="prompt"))
+register_metric(IFEvalAccuracy("ifeval_prompt_loose", loose=True, level="prompt"))
+register_metric(IFEvalAccuracy("ifeval_instruction_strict", loose=False, level="instruction"))
+register_metric(IFEvalAccuracy("ifeval_instruction_loose", loose=True, level="instruction"))

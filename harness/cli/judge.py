@@ -13,15 +13,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.cli import (
+from harness.cli.common import (
     DEFAULT_DB,
     DbOption,
-    _open_existing,
-    _parse_where,
-    app,
+    JudgeMode,
+    JuryCombine,
+    OrderPolicy,
+    ReportFormat,
+    VerdictSource,
     err,
+    open_existing,
     out,
-    reports_errors,
+    parse_where,
 )
 from harness.errors import InputError
 
@@ -36,8 +39,6 @@ def _f(value: float, digits: int = 3) -> str:
         else f"{value:.{digits}f}"
 
 
-@app.command()
-@reports_errors
 def judge(
     suite: Annotated[str, typer.Option(help="Suite whose answers are judged (its `judge:` "
                                        "block picks the templates).")],
@@ -47,22 +48,22 @@ def judge(
     judge_model: Annotated[list[str], typer.Option(
         "--judge", help="Judge model spec (as for `run --model`); repeat for a jury.")],
     db: DbOption = DEFAULT_DB,
-    mode: Annotated[str, typer.Option(help="single (grade 1-10) or pairwise (both orders).")]
-        = "single",
+    mode: Annotated[JudgeMode, typer.Option(
+        help="single (grade 1-10) or pairwise (both orders).")] = JudgeMode.SINGLE,
     baseline: Annotated[str | None, typer.Option(
         help="Pairwise: compare every other contestant with this one (default: all pairs).")]
         = None,
-    policy: Annotated[str | None, typer.Option(
+    policy: Annotated[OrderPolicy | None, typer.Option(
         help="A pair whose winner flips with the order becomes a tie or is dropped "
              "(tie | drop; default from the suite).")] = None,
-    combine: Annotated[str, typer.Option(
+    combine: Annotated[JuryCombine, typer.Option(
         help="How a jury combines its judges: majority (median grade) or mean.")]
-        = "majority",
+        = JuryCombine.MAJORITY,
     max_tokens: Annotated[int | None, typer.Option(
         min=1, help="Judge reply length limit (default from the suite).")] = None,
     label: Annotated[str | None, typer.Option(
         help="Readable prefix for the judge id (default: the judge model's name).")] = None,
-    verdict: Annotated[str | None, typer.Option(
+    verdict: Annotated[VerdictSource | None, typer.Option(
         help="generate (the judge writes a reply ending in a verdict) or likelihood (the "
              "verdict tokens are scored; no text generated; default from the suite).")]
         = None,
@@ -79,20 +80,12 @@ def judge(
 ) -> None:
     """Judge stored answers with an LLM; rerunning resumes and never re-asks a judge."""
     from harness.backends import load_backend, parse_model_spec, with_data_parallel
+    from harness.cli.render import RichProgress
     from harness.judge.grade import run_judging
     from harness.judge.plan import plan_judging, resolve_contestants
     from harness.judge.prompts import resolve_template
-    from harness.report import RichProgress
-    from harness.suite import load_suite
+    from harness.suites.config import load_suite
 
-    if mode not in ("single", "pairwise"):
-        raise InputError("--mode", None, f"{mode!r} is not one of single, pairwise")
-    if policy is not None and policy not in ("tie", "drop"):
-        raise InputError("--policy", None, f"{policy!r} is not one of tie, drop")
-    if verdict is not None and verdict not in ("generate", "likelihood"):
-        raise InputError("--verdict", None, f"{verdict!r} is not one of generate, likelihood")
-    if combine not in ("majority", "mean"):
-        raise InputError("--combine", None, f"{combine!r} is not one of majority, mean")
     if label is not None and not label.replace("-", "").replace("_", "").replace(".", "") \
             .isalnum():
         raise InputError("--label", label, "use letters, digits and . _ - only")
@@ -101,17 +94,20 @@ def judge(
     if config is None:
         raise InputError(str(loaded.file), "judge", "this suite has no judge block "
                          "(see docs/judge.md)")
-    name = config.template_name(mode)  # type: ignore[arg-type]
+    mode_name = mode.value
+    name = config.template_name(mode_name)  # type: ignore[arg-type]
     if name is None:
-        raise InputError(str(loaded.file), f"judge.{mode}", f"no template for {mode} judging")
-    template = resolve_template(name, mode, loaded.file, f"judge.{mode}")  # type: ignore[arg-type]
+        raise InputError(str(loaded.file), f"judge.{mode_name}",
+                         f"no template for {mode_name} judging")
+    template = resolve_template(name, mode_name, loaded.file,  # type: ignore[arg-type]
+                                f"judge.{mode_name}")
     updates: dict[str, Any] = {}
     if policy is not None:
-        updates["policy"] = policy
+        updates["policy"] = policy.value
     if max_tokens is not None:
         updates["max_tokens"] = max_tokens
     if verdict is not None:
-        updates["verdict"] = verdict
+        updates["verdict"] = verdict.value
     config = config.model_copy(update=updates)
     specs = {}
     for spec in judge_model:
@@ -119,10 +115,10 @@ def judge(
         if parsed.identity in specs:
             raise InputError("--judge", spec, "the same judge is named twice")
         specs[parsed.identity] = with_data_parallel(parsed, data_parallel)
-    with _open_existing(db) as store:
-        contestants = resolve_contestants(store, loaded.name, model, _parse_where(where))
-        plan = plan_judging(loaded, mode, template, config, list(specs), contestants,  # type: ignore[arg-type]
-                            baseline, combine, label)  # type: ignore[arg-type]
+    with open_existing(db) as store:
+        contestants = resolve_contestants(store, loaded.name, model, parse_where(where))
+        plan = plan_judging(loaded, mode_name, template, config, list(specs), contestants,  # type: ignore[arg-type]
+                            baseline, combine.value, label)
         progress = None if quiet else (lambda text: RichProgress(text, err))
         outcome = run_judging(store, plan, lambda identity: load_backend(specs[identity]),
                               progress)
@@ -162,14 +158,12 @@ def _print_outcome(outcome: Any, metric: str, price_input: float, price_output: 
     out.print(pairs)
 
 
-@app.command("judge-report")
-@reports_errors
 def judge_report(
     db: DbOption = DEFAULT_DB,
     judge_id: Annotated[str | None, typer.Option(
         "--judge", help="Judge or jury id (or a prefix); default: every judge.")] = None,
     suite: Annotated[str | None, typer.Option(help="Only judgments of this suite.")] = None,
-    format: Annotated[str, typer.Option(help="text or json.")] = "text",
+    format: Annotated[ReportFormat, typer.Option(help="text or json.")] = ReportFormat.TEXT,
     price_input: Annotated[float, typer.Option(
         min=0, help="USD per million prompt tokens, for the cost line.")] = 0.0,
     price_output: Annotated[float, typer.Option(
@@ -178,9 +172,7 @@ def judge_report(
     """Judge quality: parse errors, position and length bias, self-preference, agreement."""
     from harness.judge.report import judge_report as build
 
-    if format not in ("text", "json"):
-        raise InputError("--format", None, f"{format!r} is not one of text, json")
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         reports = build(store, judge_id, suite, price_input, price_output)
     if judge_id is not None and not reports:
         raise InputError("--judge", judge_id, "no judgments by this judge")
@@ -254,8 +246,6 @@ def _pct(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
-@app.command("import")
-@reports_errors
 def import_answers(
     file: Annotated[Path, typer.Argument(help="JSONL file: one answer per line.")],
     suite: Annotated[str, typer.Option(help="Suite the answers belong to (ids must match "
@@ -274,10 +264,17 @@ def import_answers(
     """Import another system's answers as a model, to score or judge against them."""
     from harness.judge.imports import execute_import, plan_import
     from harness.store import Store
-    from harness.suite import load_suite
+    from harness.suites.config import load_suite
 
     plan = plan_import(file, load_suite(suite), name, id_field, answer_field, model_field)
     with Store(db) as store:
         outcome = execute_import(store, plan)
     _line(f"{outcome.model}: {len(plan.items)} answers for suite {plan.suite.name} as run "
           f"{outcome.run_id} (new {outcome.imported}, already stored {outcome.already}) · {db}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `evalarena` app."""
+    app.command()(judge)
+    app.command("judge-report")(judge_report)
+    app.command("import")(import_answers)

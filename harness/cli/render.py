@@ -21,10 +21,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from harness.kpis import RunKpis
-from harness.slices import SliceSummary
-from harness.store import RunRecord
-from harness.types import MetricSummary
+from harness.stats.efficiency import RunKpis
+from harness.types import MetricSummary, SliceSummary
 
 
 class _TokensPerSecond(ProgressColumn):
@@ -73,22 +71,6 @@ def results_table(title: str, summaries: Sequence[MetricSummary]) -> Table:
             continue
         table.add_row(s.metric, f"{s.value:.4f}", f"[{s.ci_low:.4f}, {s.ci_high:.4f}]",
                       str(s.n), str(s.n_errors))
-    return table
-
-
-def runs_table(runs: Sequence[RunRecord], headline: dict[str, MetricSummary | None],
-               rates: dict[str, float] | None = None) -> Table:
-    table = Table(title="runs")
-    for column in ("run", "model", "suite", "items", "status", "headline metric", "tok/s",
-                   "created"):
-        # ids and specs are copied by users: fold them, never cut them with an ellipsis
-        table.add_column(column, overflow="fold", min_width=12 if column == "run" else None)
-    for run in runs:
-        best = headline.get(run.id)
-        shown = f"{best.metric} {best.value:.4f}" if best else "-"
-        rate = (rates or {}).get(run.id)
-        table.add_row(run.id, run.model, run.suite, str(run.n_samples), run.status, shown,
-                      "-" if rate is None else f"{rate:,.1f}", run.created_at[:19])
     return table
 
 

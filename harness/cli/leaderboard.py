@@ -14,15 +14,23 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from harness.cli import DEFAULT_DB, DbOption, _open_existing, app, out, reports_errors
+from harness.cli.common import (
+    DEFAULT_DB,
+    BoardFormat,
+    DbOption,
+    IntervalMethod,
+    RatingMethod,
+    open_existing,
+    out,
+)
 
 SourceOption = Annotated[str, typer.Option(
     help="Which battles: all, human, judge (every judge), or one source such as judge:ID.")]
 CategoryOption = Annotated[str | None, typer.Option(
     help="Only battles of this category (suite or tag); default: every category.")]
-MethodOption = Annotated[str, typer.Option(
+MethodOption = Annotated[RatingMethod, typer.Option(
     help="Rating method: bt (Bradley-Terry) or elo (online Elo in stored order).")]
-CiOption = Annotated[str, typer.Option(
+CiOption = Annotated[IntervalMethod, typer.Option(
     "--ci", help="Intervals: bootstrap, sandwich (bt only) or none.")]
 RoundsOption = Annotated[int, typer.Option(help="Bootstrap rounds.")]
 SeedOption = Annotated[int, typer.Option(help="Bootstrap seed (same seed, same intervals).")]
@@ -41,11 +49,13 @@ def _require(db: Path) -> None:
         raise InputError("--db", None, f"no database at {db}")
 
 
-def _spec(source: str, category: str | None, method: str, ci: str, rounds: int, seed: int,
+def _spec(source: str, category: str | None, method: RatingMethod, ci: IntervalMethod,
+          rounds: int, seed: int,
           anchor: str | None, anchor_value: float) -> Any:
     from leaderboards.board import BoardSpec
 
-    spec = BoardSpec(source=source, category=category, method=method, ci=ci, rounds=rounds,
+    spec = BoardSpec(source=source, category=category, method=method.value, ci=ci.value,
+                     rounds=rounds,
                      seed=seed, anchor=anchor, anchor_value=anchor_value)
     spec.validate()  # before the database is opened: bad input never touches it
     return spec
@@ -79,14 +89,12 @@ def _print_tasks(tasks: Any) -> None:
     out.print(f"data hash {tasks.data_hash}", highlight=False)
 
 
-@app.command()
-@reports_errors
 def leaderboard(
     db: DbOption = DEFAULT_DB,
     source: SourceOption = "all",
     category: CategoryOption = None,
-    method: MethodOption = "bt",
-    ci: CiOption = "bootstrap",
+    method: MethodOption = RatingMethod.BT,
+    ci: CiOption = IntervalMethod.BOOTSTRAP,
     rounds: RoundsOption = 1000,
     seed: SeedOption = 0,
     anchor: AnchorOption = None,
@@ -95,21 +103,19 @@ def leaderboard(
     tasks: Annotated[bool, typer.Option(
         help="Show the task-metric board (model × suite from runs) instead of ratings.")]
         = False,
-    format: Annotated[str, typer.Option(help="table, md, json or csv.")] = "table",
+    format: Annotated[BoardFormat, typer.Option(
+        help="table, md, json or csv.")] = BoardFormat.TABLE,
     save: Annotated[bool, typer.Option(
         help="Record the fitted board in rating_snapshots (once per data and params).")]
         = False,
 ) -> None:
     """Print the leaderboard fitted on stored battles (human votes, judge verdicts or both)."""
-    from harness.errors import InputError
     from leaderboards.board import assemble, task_board
     from leaderboards.publish import document, render_csv, render_json, render_markdown
 
-    if format not in ("table", "md", "json", "csv"):
-        raise InputError("--format", None, f"{format!r} is not one of table, md, json, csv")
     _require(db)
     spec = _spec(source, category, method, ci, rounds, seed, anchor, anchor_value)
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         if tasks:
             _print_tasks(task_board(store))
             return
@@ -139,8 +145,6 @@ def _save(store: Any, lb: Any) -> int:
                                           board.data_hash, ratings))
 
 
-@app.command()
-@reports_errors
 def publish(
     out_dir: Annotated[Path, typer.Option(
         "--out", help="Folder for the site (index.html, models/) and leaderboard.md/.json/.csv "
@@ -148,8 +152,8 @@ def publish(
     db: DbOption = DEFAULT_DB,
     source: SourceOption = "all",
     category: CategoryOption = None,
-    method: MethodOption = "bt",
-    ci: CiOption = "bootstrap",
+    method: MethodOption = RatingMethod.BT,
+    ci: CiOption = IntervalMethod.BOOTSTRAP,
     rounds: RoundsOption = 1000,
     seed: SeedOption = 0,
     anchor: AnchorOption = None,
@@ -164,7 +168,7 @@ def publish(
     _require(db)  # before the output folder is created
     spec = _spec(source, category, method, ci, rounds, seed, anchor, anchor_value)
     prepare_out(out_dir)
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         lb = assemble(store, spec, breakdowns=breakdowns)
         _save(store, lb)
     result = write(lb, out_dir, breakdowns=breakdowns)
@@ -173,3 +177,9 @@ def publish(
               f"data hash {lb.data_hash} · {len(result.files)} files in {out_dir}",
               highlight=False, markup=False, soft_wrap=True)
     print(result.index.resolve())
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `evalarena` app."""
+    app.command()(leaderboard)
+    app.command()(publish)

@@ -1,6 +1,6 @@
 """Building a run's samples and requests from a loaded suite. Pure: writes nothing.
 
-Split from harness/suite.py, which loads and validates suites: everything
+Split from harness/suites/config.py, which loads and validates suites: everything
 here may assume a suite that passed validation, so the only errors left are
 per-item rendering errors (a template that fails on one row), reported with
 the item's id.
@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 
 from harness.errors import SuiteError
-from harness.suite import Suite, SuiteConfig, compile_template
+from harness.suites.config import Suite, SuiteConfig, compile_template
 from harness.types import GenerationParams, Message, Request, RequestKind, Sample
 
 

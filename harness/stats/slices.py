@@ -12,7 +12,6 @@ docs/statistics.md explains the methods.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.errors import SuiteError
-from harness.types import Completion, Sample
+from harness.types import Completion, Sample, SliceSummary
 
 MAX_GROUPS = 200  # distinct values a slice field may have: more is a per-item id, not a slice
 LENGTH_SLICE = "length"
@@ -48,20 +47,6 @@ class StatsConfig(BaseModel):
     cluster: str | None = None  # data field: items sharing its value are resampled together
     slices: list[str] = []  # data fields to break metrics down by
     length: LengthBuckets | None = None
-
-
-@dataclass(frozen=True)
-class SliceSummary:
-    """A metric over one group of a run's items, with its CI."""
-
-    metric: str
-    slice: str  # the data field, or "length"
-    group: str  # the field's value, or the length bucket
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int  # items scored
-    n_errors: int  # items of the group with no answer
 
 
 def check_stats(config: StatsConfig, suite_file: Path, rows: list[dict[str, Any]]) -> None:

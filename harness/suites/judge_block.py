@@ -14,9 +14,9 @@ import jinja2
 import jinja2.meta
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.data import DataSource
 from harness.errors import SuiteError
 from harness.judge.prompts import Mode, resolve_template
+from harness.suites.data import DataSource
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined)
 _BUILTINS = {"doc", "range", "loop", "true", "false", "none"}

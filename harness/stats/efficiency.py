@@ -16,34 +16,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Invocation:
-    """One invocation's measurements; the counts are filled from what it stored."""
-
-    backend: str
-    started_at: str
-    finished_at: str
-    load_s: float
-    generate_s: float
-    peak_rss_mb: float | None
-    gpu_peak_mb: float | None
-    gpu_energy_j: float | None
-    answers: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0  # tokens read: prompts and scored continuations
-    output_tokens: int = 0  # tokens generated
-
-    def with_counts(self, answers: int, errors: int, prompt_tokens: int,
-                    output_tokens: int) -> Invocation:
-        return replace(self, answers=answers, errors=errors, prompt_tokens=prompt_tokens,
-                       output_tokens=output_tokens)
+from harness.types import Invocation
 
 
 @dataclass(frozen=True)

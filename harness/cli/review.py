@@ -14,7 +14,18 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import DEFAULT_DB, DbOption, _open_existing, app, out, reports_errors
+from harness.cli.common import (
+    DEFAULT_DB,
+    CampaignKind,
+    DbOption,
+    ExportFormat,
+    FormatOption,
+    ListFormat,
+    Role,
+    open_existing,
+    out,
+)
+from harness.cli.listing import Column, print_listing
 from harness.errors import InputError, MissingDependencyError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -35,7 +46,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(campaign_app, name="campaign")
 
 
-@reports_errors
 def review(
     db: DbOption = DEFAULT_DB,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine "
@@ -45,7 +55,7 @@ def review(
         min=0, help="Seconds after a vote during which it can be undone.")] = 60.0,
 ) -> None:
     """Start the review web app: annotators log in and vote; admins see progress."""
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         accounts = store.annotators()
     try:
         import gradio  # noqa: F401
@@ -74,23 +84,20 @@ def _password(source: str) -> str:
 
 
 @annotators_app.command("add")
-@reports_errors
 def annotators_add(
     name: Annotated[str, typer.Argument(help="Login name: letters, digits, . _ @ - (max 64).")],
-    role: Annotated[str, typer.Option(help="annotator (votes) or admin (also sees reports "
-                                      "and exports).")] = "annotator",
+    role: Annotated[Role, typer.Option(help="annotator (votes) or admin (also sees reports "
+                                       "and exports).")] = Role.ANNOTATOR,
     exist_ok: Annotated[bool, typer.Option(
         "--exist-ok", help="If the account exists, leave it as it is and succeed.")] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Add an account; the password is prompted for, or read as one line from stdin."""
     from harness.store import Store
-    from review_ui.auth import ROLES, hash_password
+    from review_ui.auth import hash_password
 
     if not NAME_PATTERN.match(name):
         raise InputError("NAME", None, f"{name!r} is not a usable login name")
-    if role not in ROLES:
-        raise InputError("--role", None, f"{role!r} is not one of {', '.join(ROLES)}")
     if db.exists():
         with Store(db) as store:
             if store.annotator(name) is not None:
@@ -100,35 +107,29 @@ def annotators_add(
                 raise InputError("NAME", None, f"an annotator named {name!r} already exists")
     password = _password("stdin" if not sys.stdin.isatty() else "password")
     with Store(db) as store:
-        store.add_annotator(name, role, hash_password(password))
+        store.add_annotator(name, role.value, hash_password(password))
     out.print(f"added {role} {name}")
 
 
 @annotators_app.command("list")
-@reports_errors
-def annotators_list(db: DbOption = DEFAULT_DB) -> None:
+def annotators_list(db: DbOption = DEFAULT_DB, format: FormatOption = ListFormat.TABLE) -> None:
     """List accounts with their role and whether they are disabled."""
-    from rich.table import Table
-
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         accounts = store.annotators()
-    table = Table(title=f"annotators in {db}")
-    for column in ("name", "role", "status", "created"):
-        table.add_column(column)
-    for a in accounts:
-        table.add_row(a.name, a.role, "disabled" if a.disabled else "active", a.created_at)
-    out.print(table)
+    columns = (Column("name"), Column("role"), Column("status"), Column("created", drop=1))
+    rows = [{"name": a.name, "role": a.role, "status": "disabled" if a.disabled else "active",
+             "created": a.created_at} for a in accounts]
+    print_listing(out, f"annotators in {db}", columns, rows, format)
 
 
 def _set_disabled(db: Path, name: str, disabled: bool) -> None:
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         if not store.set_annotator_disabled(name, disabled):
             raise InputError("NAME", None, f"no annotator named {name!r}")
     out.print(f"{'disabled' if disabled else 'enabled'} {name}")
 
 
 @annotators_app.command("disable")
-@reports_errors
 def annotators_disable(
     name: Annotated[str, typer.Argument(help="The account to disable.")],
     db: DbOption = DEFAULT_DB,
@@ -138,7 +139,6 @@ def annotators_disable(
 
 
 @annotators_app.command("enable")
-@reports_errors
 def annotators_enable(
     name: Annotated[str, typer.Argument(help="The account to enable again.")],
     db: DbOption = DEFAULT_DB,
@@ -148,15 +148,14 @@ def annotators_enable(
 
 
 @campaign_app.command("create")
-@reports_errors
 def campaign_create(
     name: Annotated[str, typer.Option(help="Unique campaign name (not all digits).")],
     suite: Annotated[str, typer.Option(help="Suite whose stored runs supply the items.")],
     models: Annotated[list[str] | None, typer.Option(
         help="Models to compare (run model identities), comma-separated or repeated; "
         "default ALL: every model with a completed run of the suite.")] = None,
-    kind: Annotated[str, typer.Option(help="pairwise (A vs B) or single (rate one "
-                                      "output).")] = "pairwise",
+    kind: Annotated[CampaignKind, typer.Option(help="pairwise (A vs B) or single (rate one "
+                                               "output).")] = CampaignKind.PAIRWISE,
     votes_per_item: Annotated[int, typer.Option(
         help="Distinct annotators wanted on each item.")] = 3,
     guidelines: Annotated[Path | None, typer.Option(
@@ -192,10 +191,10 @@ def campaign_create(
         raise InputError("--guidelines", None, f"no file at {guidelines}")
     text = guidelines.read_text(encoding="utf-8") if guidelines else DEFAULT_GUIDELINES
     spec = CampaignSpec(
-        name=name, suite=suite, kind=kind, models=tuple(names), votes_per_item=votes_per_item,
+        name=name, suite=suite, kind=kind.value, models=tuple(names), votes_per_item=votes_per_item,
         guidelines=text, scale=parse_scale(scale), gold=read_gold(gold) if gold else (),
         gold_every=gold_every, quota=quota, limit=limit, keep_identical=keep_identical)
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         existing = store.campaign(name) if exist_ok and not name.isdigit() else None
         if existing is not None:
             out.print(f"campaign {name} exists (id {existing.id}); left unchanged")
@@ -207,40 +206,39 @@ def campaign_create(
 
 
 @campaign_app.command("list")
-@reports_errors
-def campaign_list(db: DbOption = DEFAULT_DB) -> None:
+def campaign_list(db: DbOption = DEFAULT_DB, format: FormatOption = ListFormat.TABLE) -> None:
     """List campaigns with their kind, suite, items and votes so far."""
-    from rich.table import Table
-
     from review_ui.assign import CampaignState
 
-    table = Table(title=f"campaigns in {db}")
-    for column in ("id", "name", "kind", "suite", "models", "items", "votes"):
-        table.add_column(column)
-    with _open_existing(db) as store:
+    rows = []
+    with open_existing(db) as store:
         for c in store.campaigns():
             state = CampaignState.build(c, store.campaign_items(c.id), store.campaign_votes(c.id))
             done, wanted = state.campaign_progress()
-            table.add_row(str(c.id), c.name, c.kind, c.suite, ", ".join(c.config["models"]),
-                          str(len(state.items)), f"{done} / {wanted}")
-    out.print(table)
+            rows.append({"id": c.id, "name": c.name, "kind": c.kind, "suite": c.suite,
+                         "models": list(c.config["models"]), "items": len(state.items),
+                         "votes": done, "votes_wanted": wanted,
+                         "progress": f"{done} / {wanted}"})
+    columns = (Column("id", justify="right"), Column("name"), Column("kind", drop=2),
+               Column("suite", drop=3), Column("models", shrinks=True, show=", ".join, drop=1),
+               Column("items", justify="right"), Column("progress", "votes", justify="right",
+                                                         in_data=False),
+               Column("votes", in_table=False), Column("votes_wanted", in_table=False))
+    print_listing(out, f"campaigns in {db}", columns, rows, format)
 
 
 @campaign_app.command("export")
-@reports_errors
 def campaign_export(
     campaign: Annotated[str, typer.Argument(help="Campaign name or id.")],
     db: DbOption = DEFAULT_DB,
-    format: Annotated[str, typer.Option(help="csv or jsonl.")] = "jsonl",
+    format: Annotated[ExportFormat, typer.Option(help="csv or jsonl.")] = ExportFormat.JSONL,
     output: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
 ) -> None:
     """Export every vote row of a campaign (undos and skips included)."""
     from review_ui.assign import CampaignState
     from review_ui.reports import export_rows, to_csv, to_jsonl
 
-    if format not in ("csv", "jsonl"):
-        raise InputError("--format", None, f"{format!r} is not one of csv, jsonl")
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         record = store.campaign(campaign)
         if record is None:
             raise InputError("CAMPAIGN", None, f"no campaign {campaign!r} in {db}")
@@ -254,4 +252,4 @@ def campaign_export(
         sys.stdout.write(text)
 
 
-register(app)
+

@@ -21,13 +21,13 @@ import jinja2.meta
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.data import DataSource, fingerprint, load_rows
 from harness.errors import InputError, SuiteError
-from harness.judge.config import JudgeConfig, check_judge
 from harness.metrics import METRICS, Extraction
-from harness.slices import StatsConfig, check_stats
+from harness.stats.slices import StatsConfig, check_stats
+from harness.suites.data import DataSource, fingerprint, load_rows
+from harness.suites.judge_block import JudgeConfig, check_judge
 
-TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"  # the repository's tasks/
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 compile_template = lru_cache(maxsize=256)(_ENV.from_string)  # each template is compiled once
 # names a template may use besides the data's own fields

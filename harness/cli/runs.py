@@ -1,82 +1,30 @@
-"""The `evalarena` command. Each command is a thin call into the library."""
+"""The run commands: `run`, `runs`, `show`, `export` and `suites`."""
 
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from harness import __version__
-from harness.errors import EvalarenaError, InputError
-
-app = typer.Typer(
-    name="evalarena", no_args_is_help=True, add_completion=False,
-    help="Evaluate LLM checkpoints on task suites; judge, review and rank them.",
+from harness.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    ExportFormat,
+    FormatOption,
+    ListFormat,
+    err,
+    open_existing,
+    out,
+    parse_where,
 )
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-DbOption = Annotated[Path, typer.Option(
-    "--db", envvar="EVALARENA_DB", help="SQLite database file (created if missing).")]
-DEFAULT_DB = Path("evalarena.db")
+from harness.cli.listing import Column, print_listing
+from harness.errors import EvalarenaError
 
 
-def reports_errors(func: F) -> F:
-    """Turn our typed errors into one line on stderr and the error's exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EvalarenaError as exc:
-            err.print(f"evalarena: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _parse_where(terms: list[str] | None) -> dict[str, list[str]]:
-    where: dict[str, list[str]] = {}
-    for term in terms or []:
-        name, sep, values = term.partition("=")
-        if not (sep and name.strip() and values.strip()):
-            raise InputError("--where", term, "expected FIELD=VALUE[,VALUE...]")
-        where.setdefault(name.strip(), []).extend(v.strip() for v in values.split(","))
-    return where
-
-
-def _open_existing(db: Path) -> Any:
-    from harness.store import Store
-
-    if not db.exists():
-        raise InputError("--db", None, f"no database at {db}")
-    return Store(db)
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"evalarena {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    """Evaluate LLM checkpoints on task suites; judge, review and rank them."""
-
-
-@app.command()
-@reports_errors
 def run(
     model: Annotated[str, typer.Option(help="Model spec: smollm2-135m, hf:PATH, "
                                        "openai:URL@NAME (see docs/backends.md).")],
@@ -103,12 +51,12 @@ def run(
     something to generate) and serves each suite in turn; each suite is its own run."""
     from harness.backends import load_backend, with_data_parallel
     from harness.backends.base import SharedBackend
-    from harness.report import RichProgress, results_table
+    from harness.cli.render import RichProgress, results_table
     from harness.runner import execute, plan_run
     from harness.store import Store
 
     # validates every suite first; writes nothing
-    plans = [plan_run(name, model, limit, seed, max_tokens, _parse_where(where))
+    plans = [plan_run(name, model, limit, seed, max_tokens, parse_where(where))
              for name in suite]
     first = plans[0].model
     shared = SharedBackend(lambda: load_backend(with_data_parallel(first, data_parallel)))
@@ -133,31 +81,41 @@ def run(
             shared.close_shared()
 
 
-@app.command()
-@reports_errors
-def runs(db: DbOption = DEFAULT_DB) -> None:
-    """List the runs in a database with their headline metric."""
-    from harness.report import runs_table
+RUN_COLUMNS = (
+    Column("run"), Column("model", shrinks=True), Column("suite", drop=3),
+    Column("items", justify="right", drop=4), Column("status"),
+    Column("metric", "headline", shrinks=True, drop=2),
+    Column("value", justify="right", show=lambda v: "-" if v is None else f"{v:.4f}"),
+    Column("tokens_per_s", "tok/s", justify="right", drop=5,
+           show=lambda v: "-" if v is None else f"{v:,.1f}"),
+    Column("created", drop=6, show=lambda v: v[:19]),
+)
 
-    with _open_existing(db) as store:
+
+def runs(db: DbOption = DEFAULT_DB, format: FormatOption = ListFormat.TABLE) -> None:
+    """List the runs in a database with their headline metric."""
+    with open_existing(db) as store:
         records = store.list_runs()
         headline = {r.id: next(iter(store.metric_summaries(r.id)), None) for r in records}
         rates = store.output_rates()
-    out.print(runs_table(records, headline, rates))
+    rows = [{"run": r.id, "model": r.model, "suite": r.suite, "items": r.n_samples,
+             "status": r.status, "metric": h.metric if h else None,
+             "value": h.value if h and h.n else None, "tokens_per_s": rates.get(r.id),
+             "created": r.created_at}
+            for r in records for h in [headline[r.id]]]
+    print_listing(out, f"runs in {db}", RUN_COLUMNS, rows, format)
 
 
-@app.command()
-@reports_errors
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
     db: DbOption = DEFAULT_DB,
     samples: Annotated[int, typer.Option(help="Also print the first N samples.")] = 0,
 ) -> None:
     """Show a run: its manifest summary, metrics with CIs and errors."""
-    from harness.kpis import summarize
-    from harness.report import kpi_lines, results_table, slices_table
+    from harness.cli.render import kpi_lines, results_table, slices_table
+    from harness.stats.efficiency import summarize
 
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         record = store.get_run(run_id)
         summaries = store.metric_summaries(record.id)
         slices = store.slice_summaries(record.id)
@@ -186,18 +144,14 @@ def show(
         out.print_json(json.dumps(row, ensure_ascii=False))
 
 
-@app.command()
-@reports_errors
 def export(
     run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
     db: DbOption = DEFAULT_DB,
-    format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",
+    format: Annotated[ExportFormat, typer.Option(help="jsonl or csv.")] = ExportFormat.JSONL,
     output: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
 ) -> None:
     """Export a run's samples: request, answer, extracted answer, scores, error."""
-    if format not in ("jsonl", "csv"):
-        raise InputError("--format", None, f"{format!r} is not one of jsonl, csv")
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         record = store.get_run(run_id)
         rows = list(store.export_rows(record.id))
     stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
@@ -218,27 +172,30 @@ def export(
             stream.close()
 
 
-@app.command()
-@reports_errors
-def suites() -> None:
+SUITE_COLUMNS = (
+    Column("name"), Column("kind", drop=2), Column("items", justify="right"),
+    Column("license", shrinks=True, drop=1), Column("description", shrinks=True),
+)
+
+
+def suites(format: FormatOption = ListFormat.TABLE) -> None:
     """List the shipped suites with item counts and data licences."""
-    from rich.table import Table
+    from harness.suites.config import TASKS_DIR, load_suite
 
-    from harness.suite import TASKS_DIR, load_suite
-
-    table = Table(title=f"suites in {TASKS_DIR}")
-    for column in ("name", "kind", "items", "license", "description"):
-        table.add_column(column)
+    rows: list[dict[str, Any]] = []
     for path in sorted(TASKS_DIR.glob("*.yaml")):
         try:
             suite = load_suite(str(path))
         except EvalarenaError as exc:  # e.g. its data package is not installed
-            table.add_row(path.stem, "-", "unavailable", "-", str(exc))
+            rows.append({"name": path.stem, "kind": None, "items": None, "license": None,
+                         "description": f"unavailable: {exc}"})
             continue
-        table.add_row(suite.name, suite.config.kind, str(len(suite.rows)), suite.config.license,
-                      suite.config.description)
-    out.print(table)
+        rows.append({"name": suite.name, "kind": suite.config.kind, "items": len(suite.rows),
+                     "license": suite.config.license, "description": suite.config.description})
+    print_listing(out, f"suites in {TASKS_DIR}", SUITE_COLUMNS, rows, format)
 
 
-# the other command groups register themselves on `app` when imported
-from harness import cli_compare, cli_judge, cli_leaderboard, cli_review  # noqa: E402, F401
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `evalarena` app."""
+    for command in (run, runs, show, export, suites):
+        app.command()(command)
