@@ -232,17 +232,11 @@ class Scoring:
     slices: list[SliceSummary]
 
 
-def score_samples(config: SuiteConfig, scored: Sequence[tuple[Sample, Completion | None]],
-                  seed: int = 0) -> tuple[list[ScoreRow], list[MetricSummary]]:
-    """Per-sample scores and their means with 95% CIs; unanswered samples counted apart."""
-    scoring = score_all(config, scored, seed)
-    return scoring.rows, scoring.summaries
-
-
 def score_all(config: SuiteConfig, scored: Sequence[tuple[Sample, Completion | None]],
               seed: int = 0) -> Scoring:
-    """``score_samples`` plus the breakdowns the suite's ``stats:`` block asks for; CIs
-    resample whole clusters when it names a cluster field (docs/statistics.md)."""
+    """Per-sample scores, their means with 95% CIs (unanswered samples counted apart)
+    and the breakdowns the suite's ``stats:`` block asks for; CIs resample whole
+    clusters when it names a cluster field (docs/statistics.md)."""
     extraction: Extraction = config.extract
     rows: list[ScoreRow] = []
     summaries: list[MetricSummary] = []

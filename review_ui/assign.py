@@ -135,12 +135,6 @@ class CampaignState:
         return (won + 1.0) / (games + 2.0)
 
     # -- leases -----------------------------------------------------------------
-    def occupancy(self, item_id: int, annotator: str, now: float) -> int:
-        holders = self.leases.get(item_id)
-        held = sum(1 for who, until in holders.items() if who != annotator and until > now) \
-            if holders else 0
-        return self.votes[item_id] + held
-
     def release(self, annotator: str) -> None:
         current = self.current.get(annotator)
         if current is not None:

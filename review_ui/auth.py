@@ -120,7 +120,3 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(token or "", None)
 
-    def revoke_user(self, name: str) -> None:
-        with self._lock:
-            for token in [t for t, (s, _) in self._sessions.items() if s.name == name]:
-                del self._sessions[token]

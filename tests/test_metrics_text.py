@@ -24,7 +24,7 @@ from harness.metrics.text import (
     squad_normalize,
     token_f1,
 )
-from harness.runner import score_samples
+from harness.runner import score_all
 from harness.suites.config import SuiteConfig
 from harness.types import Completion, Sample
 
@@ -173,7 +173,7 @@ def test_runner_uses_aggregate_for_ece_and_mean_for_accuracy() -> None:
         "name": "t", "license": "x", "kind": "multiple_choice", "data": {"path": "d.jsonl"},
         "prompt": {"text": "q"}, "choices": {"field": "c"}, "metrics": ["accuracy", "ece"]})
     scored = [_mc(0, [0.0, -5.0]), _mc(1, [0.0, -5.0]), _mc(0, [-0.1, -0.2])]
-    _, summaries = score_samples(config, [*scored, (scored[0][0], None)], seed=0)
+    summaries = score_all(config, [*scored, (scored[0][0], None)], seed=0).summaries
     by_name = {s.metric: s for s in summaries}
     assert by_name["accuracy"].value == pytest.approx(2 / 3)
     assert by_name["ece"].n == 3 and by_name["ece"].n_errors == 1

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-# typer 0.29 vendors click: its Context types invoke(), its UsageError is a bad option
-from typer._click.core import Context
-from typer._click.exceptions import UsageError
+from typer._click.core import Context  # typer 0.29 vendors click
+from typer._click.exceptions import UsageError  # a bad option value
 from typer.core import TyperGroup
 
 from harness import __version__
