@@ -72,9 +72,10 @@ test: install
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || echo "warning: chromium could not be installed; the browser tests will be skipped"
 	$(BIN)/python -m pytest -q -ra --durations=15
 
-# no model, no server: the tests not marked slow
+# no model, no server: the tests not marked slow, two at a time (pytest-xdist); the
+# quick loop while changing code (docs/contributing.md). `make test` runs everything.
 test-fast: install
-	$(BIN)/python -m pytest -q -ra -m "not slow" --durations=10
+	$(BIN)/python -m pytest -q -ra -n 2 -m "not slow" --durations=10
 
 lint: install
 	$(BIN)/ruff check harness review_ui leaderboards tests benchmarks

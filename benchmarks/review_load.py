@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.store import Store
 from review_ui.campaigns import CampaignSpec, create_campaign
-from tests.review_helpers import add_account, running_server, seed_run
+from tests.helpers import add_account, running_server, seed_run
 
 _dumps = json.dumps
 MODELS = ("model-a", "model-b", "model-c", "model-d")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -11,12 +10,11 @@ from pathlib import Path
 
 import pytest
 from fault_server import FakeServer, Responder, fake_servers
+from helpers import CliRun
 
-REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-CliRun = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
@@ -49,18 +47,3 @@ def embedded_backend():  # type: ignore[no-untyped-def]
     backend = load_backend("smollm2-135m")
     yield backend
     backend.close()
-
-
-def stored_request_keys(db: Path) -> set[str]:
-    """Request keys with a stored answer; empty while the database or its tables do not
-    exist yet (a run being watched from outside may not have created them)."""
-    if not db.exists():
-        return set()
-    try:
-        conn = sqlite3.connect(db, timeout=5)
-        try:
-            return {r[0] for r in conn.execute("SELECT request_key FROM completions")}
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return set()

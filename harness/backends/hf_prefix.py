@@ -21,7 +21,7 @@ bounded by bytes; the least recently used entries go first.
 
 Exactness: the states are the model's own for those tokens (float32 on CPU),
 so a context run on top of them gives what a full pass gives, up to the order
-of floating-point sums (tests/test_hf_backend.py checks |Δ logprob| <= 1e-5).
+of floating-point sums (tests/backends/test_hf_backend.py checks |Δ logprob| <= 1e-5).
 Only models whose cache is plain full-attention layers take part (no sliding
 window, no linear attention): see ``supported``.
 """

@@ -24,7 +24,7 @@ Loglikelihood, two ways:
   continuation, ``max_tokens=1``; the continuation's positions are read from
   ``prompt_logprobs``.
 
-Both give the same numbers (tests/test_vllm_engine.py). vllm is imported only in
+Both give the same numbers (tests/backends/test_vllm_engine.py). vllm is imported only in
 ``VLLMBackend``; the conversions live in ``vllm_convert.py``.
 """
 

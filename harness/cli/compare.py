@@ -1,8 +1,7 @@
 """The `compare` command: paired difference of two runs per metric, as a CI regression gate.
 
-Registered on the main app when harness/cli.py imports this module. The math
-is in harness/stats/paired.py; this module matches items between the runs and
-prints. Exit codes: 0 compared, 2 bad input (one line on stderr),
+The pairing is in harness/compare.py and the math in harness/stats/paired.py;
+this module prints. Exit codes: 0 compared, 2 bad input (one line on stderr),
 ``EXIT_WORSE`` (3) with ``--fail-if-worse`` when a metric is significantly worse.
 """
 

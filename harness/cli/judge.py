@@ -1,7 +1,4 @@
-"""The judge commands: `judge`, `judge-report` and `import`. Thin calls into harness.judge.
-
-Registered on the main app when harness/cli.py imports this module.
-"""
+"""The judge commands: `judge`, `judge-report` and `import`. Thin calls into harness.judge."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""The `leaderboard` and `publish` commands. Thin calls into leaderboards.board/publish.
-
-Registered on the main app when harness/cli.py imports this module.
-"""
+"""The `leaderboard` and `publish` commands. Thin calls into leaderboards.board/publish."""
 
 from __future__ import annotations
 

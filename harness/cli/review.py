@@ -37,10 +37,7 @@ campaign_app = typer.Typer(no_args_is_help=True, help="Create, list and export h
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the `evalarena` app.
-
-    Called at the end of this module, which harness/cli.py imports.
-    """
+    """Add these commands to the `evalarena` app (harness/cli/__init__.py calls it)."""
     app.command()(review)
     app.add_typer(annotators_app, name="annotators")
     app.add_typer(campaign_app, name="campaign")

@@ -4,7 +4,7 @@ Items are resampled independently unless they share a source (several
 questions about one passage, several turns of one conversation): then whole
 clusters are resampled, because items of one cluster succeed or fail together
 and treating them as independent makes the interval too narrow
-(docs/statistics.md; tests/test_stats.py measures both coverages).
+(docs/statistics.md; tests/stats/test_stats.py measures both coverages).
 """
 
 from __future__ import annotations

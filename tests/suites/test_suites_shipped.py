@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import CliRun
 from typer.testing import CliRunner
 
 from harness.suites.config import TASKS_DIR, load_suite
 from harness.suites.requests import build_requests
 from harness.types import RequestKind
-from tests.conftest import CliRun
 
 KNOWN_SIZES = {
     "smoke": 24, "smoke-mc": 24, "gsm8k": 1319, "gsm8k-0shot": 1319, "mmlu": 14042,

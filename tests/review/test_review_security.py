@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import add_account, seed_run
 
 import review_ui.service
 from harness.store import Store
 from review_ui.api import COOKIE, create_app
 from review_ui.campaigns import CampaignSpec, create_campaign
 from review_ui.service import ReviewService
-from tests.review_helpers import add_account, seed_run
 
 MODELS = ("secret-model-one", "secret-model-two")
 PLACEHOLDERS = {"campaign_id": "1", "fmt": "csv", "api_name": "predict", "event_id": "e",

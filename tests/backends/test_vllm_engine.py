@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving import (
+from helpers import (
     VLLM_MISSING,
     VLLM_TEST_OPTIONS,
     choice_agreement,
     side_by_side,
+    stored_request_keys,
     vllm_available,
 )
 
@@ -35,7 +36,6 @@ from harness.backends import Backend, load_backend
 from harness.runner import TRACE_ENV, execute, plan_run
 from harness.store import Store
 from harness.types import Completion, ErrorKind, GenerationParams, Message, Request, RequestKind
-from tests.conftest import stored_request_keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not vllm_available(), reason=VLLM_MISSING)]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from helpers import seed_run
 
 from harness.cli import app
 from harness.store import Store
-from tests.review_helpers import seed_run
 
 PROMPTS = ["Capital of France?", "2 + 2?", "Colour of the sky?"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from helpers import CliRun
 
 from harness.cli import app
-from tests.conftest import CliRun
 
 
 def _commands() -> list[str]:

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import EVIL, REPO, STRENGTHS, CliRun, seed_battles, seed_scored_run
 from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.store import Store
-from tests.arena_helpers import EVIL, STRENGTHS, seed_battles, seed_run
-from tests.conftest import REPO, CliRun
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,8 +32,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seed_battles(store, "judge:j1", "smoke", 300, seed=1)
         seed_battles(store, "human", "smoke", 120, seed=2)
         seed_battles(store, "judge:j1", "mt-bench", 150, seed=3)
-        seed_run(store, "run-alpha", "alpha", "smoke", 24, {"accuracy": 0.75})
-        seed_run(store, "run-evil", EVIL, "smoke", 24, {"accuracy": 0.25})
+        seed_scored_run(store, "run-alpha", "alpha", "smoke", 24, {"accuracy": 0.75})
+        seed_scored_run(store, "run-evil", EVIL, "smoke", 24, {"accuracy": 0.25})
     return path
 
 

@@ -22,11 +22,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from serving import (
+from helpers import (
     TRANSFORMERS_SERVE,
     VLLM_MISSING,
     VLLM_TEST_OPTIONS,
     serve_available,
+    stored_request_keys,
     vllm_available,
 )
 
@@ -34,7 +35,6 @@ from harness.backends import load_backend, parse_model_spec
 from harness.backends.managed_server import ManagedServer, ServerStartError
 from harness.runner import TRACE_ENV, execute, plan_run
 from harness.store import Store
-from tests.conftest import stored_request_keys
 
 # a "server" that listens but never answers /health with 200, and has a child
 # in its process group (the child must die with it); the sleep length marks it

@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import CliRun
 
 from harness.suites.config import load_suite
-from tests.conftest import CliRun
 
 SUITE = """\
 name: tiny-judge

@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from serving import ServeProcess, serve_available, start_serve, stop
+from helpers import ScriptedBackend, ServeProcess, serve_available, start_serve, stop
 
 from harness.backends import load_backend
 from harness.backends.base import Backend
 from harness.backends.embedded import converted_model_dir
 from harness.runner import RunOutcome, execute, plan_run
 from harness.store import Store
-from harness.types import Completion, ErrorKind, Request
+from harness.types import ErrorKind
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,22 +40,6 @@ MIN_AGREEMENT = 0.95
 # the server answers one request at a time, so a deep queue only turns into
 # client-side timeouts on a slow machine; 2 in flight keeps it busy
 SERVED_OPTIONS = {"concurrency": 2, "timeout": 600, "backoff": 0.1}
-
-
-class Borrowed(Backend):
-    """The session's loaded model lent to one run: the runner closes the backend
-    it was given when the run ends, which must not unload a shared model."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.batch_size = inner.batch_size
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        return self.inner.generate(requests)
-
-    def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
-        return self.inner.loglikelihood(requests)
 
 
 @contextmanager
@@ -108,7 +92,9 @@ def test_greedy_texts_agree_with_in_process(served: ServeProcess, embedded_backe
     before = _responses(served, "/v1/chat/completions")
     with Store(tmp_path / "agreement.db") as store:
         with one_torch_thread():  # the server runs on one thread too; see `served`
-            local: RunOutcome = execute(store, local_plan, lambda: Borrowed(embedded_backend))
+            # lent, not handed over: the runner's close must not unload the session's model
+            lent = ScriptedBackend(inner=embedded_backend, batch_size=embedded_backend.batch_size)
+            local: RunOutcome = execute(store, local_plan, lambda: lent)
         remote = execute(store, served_plan, lambda: load_backend(served_plan.model))
         assert (local.generated, local.errors) == (24, 0)
         assert (remote.generated, remote.errors) == (24, 0), store.latest_errors(remote.run_id)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving import (
+from helpers import (
     VLLM_MISSING,
     VLLM_TEST_OPTIONS,
     choice_agreement,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, CliRun
 from scipy.stats import permutation_test
 
 from harness.stats.bootstrap import bootstrap_mean_ci
@@ -22,7 +23,6 @@ from harness.stats.paired import (
     mcnemar_exact,
     sign_flip_p,
 )
-from tests.conftest import REPO, CliRun
 
 
 def test_mcnemar_exact_matches_the_binomial_by_hand() -> None:

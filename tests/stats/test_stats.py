@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, CliRun
 
 from harness.errors import SuiteError
 from harness.runner import score_all
@@ -17,7 +18,6 @@ from harness.store import Store
 from harness.store.migrations import MIGRATIONS
 from harness.suites.config import SuiteConfig, load_suite
 from harness.types import Completion, Sample
-from tests.conftest import REPO, CliRun
 
 REPEATS = 2000
 

@@ -21,7 +21,7 @@ from harness.store import Store
 from harness.suites.config import load_suite
 from harness.types import Completion, GenerationParams, Request, RequestKind, Sample
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_suites_load_all_164_problems_with_their_licence() -> None:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import CliRun
 
 from harness.stats.efficiency import InvocationMeter, peak_rss_mb, summarize
 from harness.store import RunRecord, Store, utc_now
@@ -18,7 +19,6 @@ from harness.types import (
     Request,
     RequestKind,
 )
-from tests.conftest import CliRun
 
 
 def _request(text: str) -> Request:

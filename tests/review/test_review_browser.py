@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import add_account, running_server, seed_run
 
 from harness.store import Store
 from review_ui.campaigns import CampaignSpec, create_campaign
-from tests.review_helpers import add_account, running_server, seed_run
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import CliRun
+from helpers import CliRun
 
 GOOD_SUITE = """\
 name: tiny

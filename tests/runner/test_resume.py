@@ -7,43 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedBackend, stored_request_keys
 
 from harness.backends.base import Backend
 from harness.runner import TRACE_ENV, execute, plan_run
 from harness.store import Store
-from harness.types import Completion, Request
-from tests.conftest import stored_request_keys
 
 MODEL = "smollm2-135m?batch_size=2"  # batch size is runtime-only: same run identity
-
-
-class CountingBackend(Backend):
-    """Wraps the real embedded backend; counts what reaches it and can 'crash'."""
-
-    def __init__(self, inner: Backend, crash_after_batches: int | None = None) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.batch_size = 2
-        self.crash_after = crash_after_batches
-        self.seen: list[str] = []
-        self.batches = 0
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        raise AssertionError("the runner calls run()")
-
-    def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
-        raise AssertionError("the runner calls run()")
-
-    def run(self, requests: Sequence[Request]) -> list[Completion]:
-        if self.crash_after is not None and self.batches >= self.crash_after:
-            raise KeyboardInterrupt
-        self.batches += 1
-        self.seen += [r.key for r in requests]
-        return self.inner.run(requests)
 
 
 def _texts(store: Store, run_id: str) -> dict[str, tuple[str, ...]]:
@@ -57,20 +30,20 @@ def test_interrupted_run_resumes_without_regenerating(tmp_path: Path, embedded_b
     plan = plan_run("smoke", "smollm2-135m", limit=10)
     # reference: one uninterrupted run
     with Store(tmp_path / "ref.db") as ref:
-        whole = CountingBackend(embedded_backend)
+        whole = ScriptedBackend(inner=embedded_backend, batch_size=2)
         reference = execute(ref, plan, lambda: whole)
         expected = _texts(ref, plan.run_id)
     assert len(whole.seen) == 10 and reference.generated == 10
 
     with Store(tmp_path / "resumed.db") as store:
-        first = CountingBackend(embedded_backend, crash_after_batches=2)
+        first = ScriptedBackend(inner=embedded_backend, batch_size=2, crash_after=2)
         with pytest.raises(KeyboardInterrupt):
             execute(store, plan, lambda: first)
         assert store.get_run(plan.run_id).status == "interrupted"
         stored_before = store.completed_keys(r.key for _, r in plan.items)
         assert len(stored_before) == 4 == len(first.seen)
 
-        second = CountingBackend(embedded_backend)
+        second = ScriptedBackend(inner=embedded_backend, batch_size=2)
         outcome = execute(store, plan, lambda: second)
         assert not set(second.seen) & stored_before, "a stored request was generated again"
         assert len(second.seen) == 6 and outcome.generated == 6 and outcome.reused == 4

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedBackend
 
 from harness.backends.base import Backend
 from harness.judge.grade import JudgeOutcome, run_judging
@@ -26,7 +27,7 @@ from harness.runner import execute, plan_run, score_run
 from harness.store import Store
 from harness.store.review import NewItem
 from harness.suites.config import load_suite
-from harness.types import Completion, Request
+from harness.types import Request
 
 SUITE = """\
 name: tiny-judge
@@ -45,24 +46,6 @@ judge:
 """
 QUESTIONS = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)}
              for i in range(6)]
-
-
-class Scripted(Backend):
-    """A judge whose reply is a function of the request (and how often it was asked)."""
-
-    def __init__(self, model_id: str, reply: Callable[[Request], str]) -> None:
-        self.model_id = model_id
-        self.batch_size = 4
-        self.reply = reply
-        self.seen: list[str] = []
-
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        self.seen += [r.key for r in requests]
-        return [Completion(texts=(self.reply(r),), finish_reasons=("stop",), prompt_tokens=100,
-                           output_tokens=5) for r in requests]
-
-    def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
-        raise NotImplementedError
 
 
 def _always(text: str) -> Callable[[Request], str]:
@@ -110,7 +93,7 @@ def store(tmp_path: Path, suite_file: Path) -> Store:
 
 def test_judge_that_always_prefers_position_a_shows_100_percent_bias(store: Store,
                                                                        suite_file: Path) -> None:
-    judge = Scripted("scripted:always-a", _always("Both fine.\n[[A]]"))
+    judge = ScriptedBackend("scripted:always-a", reply=_always("Both fine.\n[[A]]"))
     outcome = _judge(store, suite_file, "pairwise", {judge.model_id: judge},
                      ["import:short", "import:long"])
     assert outcome.pairs[("import:short", "import:long")]["inconsistent"] == 6
@@ -127,7 +110,7 @@ def test_judge_that_always_prefers_position_a_shows_100_percent_bias(store: Stor
 
 
 def test_drop_policy_keeps_no_battle_for_a_flipping_pair(store: Store, suite_file: Path) -> None:
-    judge = Scripted("scripted:always-a", _always("[[A]]"))
+    judge = ScriptedBackend("scripted:always-a", reply=_always("[[A]]"))
     outcome = _judge(store, suite_file, "pairwise", {judge.model_id: judge},
                      ["import:short", "import:long"], policy="drop")
     assert store.battles(f"judge:{outcome.panel}") == []
@@ -143,7 +126,7 @@ def test_consistent_judge_makes_wins_and_rerun_sends_nothing(store: Store,
         first = user.split("Assistant A's answer (start)\n")[1]
         return "[[A]]" if first.startswith("Let me think") else "[[B]]"
 
-    judge = Scripted("scripted:likes-long", prefers_long)
+    judge = ScriptedBackend("scripted:likes-long", reply=prefers_long)
     outcome = _judge(store, suite_file, "pairwise", {judge.model_id: judge},
                      ["import:short", "import:long"])
     battles = store.battles(f"judge:{outcome.panel}")
@@ -153,7 +136,7 @@ def test_consistent_judge_makes_wins_and_rerun_sends_nothing(store: Store,
     assert report["length_bias"]["longer_win_rate"] == 1.0
     assert report["tokens"] == {"requests": 12, "prompt": 1200, "output": 60, "cost": 0.0}
 
-    again = Scripted("scripted:likes-long", prefers_long)
+    again = ScriptedBackend("scripted:likes-long", reply=prefers_long)
     second = _judge(store, suite_file, "pairwise", {again.model_id: again},
                     ["import:short", "import:long"])
     assert again.seen == [] and second.judges[0].generated == 0
@@ -166,13 +149,13 @@ def test_malformed_verdict_is_retried_once_then_stored_as_parse_error(
         retry = "could not be read" in request.messages[-1].content  # type: ignore[index]
         return "[[8]]" if retry else "I would give it an eight."
 
-    judge = Scripted("scripted:recovers", recovers)
+    judge = ScriptedBackend("scripted:recovers", reply=recovers)
     outcome = _judge(store, suite_file, "single", {judge.model_id: judge}, ["import:short"])
     stats = outcome.judges[0]
     assert (stats.slots, stats.retried, stats.parse_errors, stats.generated) == (6, 6, 0, 12)
     assert outcome.scores["import:short"].value == 8.0
 
-    garbage = Scripted("scripted:garbage", _always("Rating: eight"))
+    garbage = ScriptedBackend("scripted:garbage", reply=_always("Rating: eight"))
     bad = _judge(store, suite_file, "single", {garbage.model_id: garbage}, ["import:long"])
     assert bad.judges[0].parse_errors == 6 and bad.scores["import:long"].n == 0
     assert bad.scores["import:long"].n_errors == 6
@@ -185,7 +168,7 @@ def test_malformed_verdict_is_retried_once_then_stored_as_parse_error(
 
 def test_single_scores_land_in_the_run_and_survive_rescoring(store: Store,
                                                             suite_file: Path) -> None:
-    judge = Scripted("scripted:seven", _always("Fine.\nRating: [[7]]"))
+    judge = ScriptedBackend("scripted:seven", reply=_always("Fine.\nRating: [[7]]"))
     outcome = _judge(store, suite_file, "single", {judge.model_id: judge},
                      ["import:short", "import:long"])
     run_id = next(r.id for r in store.list_runs() if r.model == "import:short")
@@ -204,26 +187,20 @@ def test_jury_majority_and_self_preference(tmp_path: Path, suite_file: Path) -> 
     store = Store(tmp_path / "jury.db")
     _import(store, tmp_path, suite_file, "other", lambda i: f"It is {2 * i}.")
 
-    class Answers(Backend):  # the contestant "smollm2-135m" without loading a model
-        model_id = "smollm2-135m"
-
-        def generate(self, requests: Sequence[Request]) -> list[Completion]:
-            return [Completion(texts=("SELF " + r.messages[-1].content,),  # type: ignore[index]
-                               finish_reasons=("stop",)) for r in requests]
-
-        def loglikelihood(self, requests: Sequence[Request]) -> list[Completion]:
-            raise NotImplementedError
+    def answers() -> ScriptedBackend:  # the contestant "smollm2-135m" without loading a model
+        return ScriptedBackend("smollm2-135m",
+                               reply=lambda r: "SELF " + r.messages[-1].content)  # type: ignore[index]
 
     plan = plan_run(str(suite_file), "smollm2-135m")
-    execute(store, plan, Answers)
+    execute(store, plan, answers)
 
     def self_lover(request: Request) -> str:
         first = request.messages[-1].content.split("Assistant A's answer (start)\n")[1]  # type: ignore[index]
         return "[[A]]" if first.startswith("SELF") else "[[B]]"
 
-    judges = {"smollm2-135m": Scripted("smollm2-135m", self_lover),
-              "scripted:b": Scripted("scripted:b", _always("[[B]]")),
-              "scripted:fair": Scripted("scripted:fair", self_lover)}
+    judges = {"smollm2-135m": ScriptedBackend("smollm2-135m", reply=self_lover),
+              "scripted:b": ScriptedBackend("scripted:b", reply=_always("[[B]]")),
+              "scripted:fair": ScriptedBackend("scripted:fair", reply=self_lover)}
     outcome = _judge(store, suite_file, "pairwise", judges, ["smollm2-135m", "import:other"],
                      combine="majority")
     assert outcome.panel.startswith("jury-")
@@ -240,7 +217,7 @@ def test_jury_majority_and_self_preference(tmp_path: Path, suite_file: Path) -> 
 
 
 def test_agreement_with_human_votes(store: Store, suite_file: Path) -> None:
-    judge = Scripted("scripted:always-b", _always("[[B]]"))
+    judge = ScriptedBackend("scripted:always-b", reply=_always("[[B]]"))
     source_outcome = _judge(store, suite_file, "pairwise", {judge.model_id: judge},
                             ["import:short", "import:long"])
     # always B in both orders: a flip, so every pair is a tie under the default policy
@@ -272,7 +249,7 @@ def test_five_way_scale_in_both_orders(store: Store, suite_file: Path) -> None:
         first = request.messages[-1].content.split("Assistant A's answer (start)\n")[1]  # type: ignore[index]
         return "Long is better.\n[[A>>B]]" if first.startswith("Let me") else "[[B>A]]"
 
-    judge = Scripted("scripted:five", strong_for_long)
+    judge = ScriptedBackend("scripted:five", reply=strong_for_long)
     outcome = _judge(store, suite_file, "pairwise", {judge.model_id: judge},
                      ["import:short", "import:long"], baseline="import:short")
     rows = store.judgments(outcome.panel)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import ScriptedBackend
 
 from harness.backends import parse_model_spec
 from harness.backends.base import Backend
@@ -170,27 +171,12 @@ def test_without_vllm_the_error_names_the_pip_command(scheme: str, cli, tmp_path
     assert result.stderr.count("\n") == 1
 
 
-class Streaming(Backend):
-    """The embedded model behind the streaming interface the vLLM backend uses:
-    the whole run in one batch, answers yielded two at a time; it can crash
-    after some chunks (the fault a GPU OOM or a killed engine causes)."""
-
-    def __init__(self, inner: Backend, crash_after: int | None = None) -> None:
-        self.inner, self.model_id, self.batch_size = inner, inner.model_id, 1_000_000
-        self.crash_after, self.seen = crash_after, []  # type: ignore[var-annotated]
-
-    def generate(self, requests):  # type: ignore[no-untyped-def]
-        raise AssertionError("the runner calls run_chunks()")
-
-    loglikelihood = generate
-
-    def run_chunks(self, requests):  # type: ignore[no-untyped-def]
-        for chunk, start in enumerate(range(0, len(requests), 2)):
-            if self.crash_after is not None and chunk >= self.crash_after:
-                raise RuntimeError("engine died")
-            part = requests[start:start + 2]
-            self.seen += [r.key for r in part]
-            yield list(zip(range(start, start + len(part)), self.inner.run(part), strict=True))
+def _streaming(inner: Backend, crash_after: int | None = None) -> ScriptedBackend:
+    """The embedded model behind the streaming interface the vLLM backend uses: the
+    whole run in one batch, answers yielded two at a time; it can crash after some
+    chunks (the fault a GPU OOM or a killed engine causes)."""
+    return ScriptedBackend(inner=inner, batch_size=1_000_000, chunk=2, crash_after=crash_after,
+                           crash=lambda why: RuntimeError(f"engine died: {why}"))
 
 
 @pytest.mark.slow
@@ -200,15 +186,15 @@ def test_streamed_chunks_are_stored_as_they_come(tmp_path: Path, embedded_backen
 
     plan = plan_run("smoke", "smollm2-135m", limit=6)
     with Store(tmp_path / "ref.db") as ref:
-        execute(ref, plan, lambda: Streaming(embedded_backend))
+        execute(ref, plan, lambda: _streaming(embedded_backend))
         expected = ref.completions(r.key for _, r in plan.items)
     with Store(tmp_path / "s.db") as store:
-        crashing = Streaming(embedded_backend, crash_after=2)
+        crashing = _streaming(embedded_backend, crash_after=2)
         with pytest.raises(RuntimeError, match="engine died"):
             execute(store, plan, lambda: crashing)
         stored = store.completed_keys(r.key for _, r in plan.items)
         assert stored == set(crashing.seen) and len(stored) == 4  # two chunks, not zero
-        resumed = Streaming(embedded_backend)
+        resumed = _streaming(embedded_backend)
         outcome = execute(store, plan, lambda: resumed)
         assert not set(resumed.seen) & stored and outcome.generated == 2
         got = store.completions(r.key for _, r in plan.items)

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from helpers import add_account, seed_run
 
 from harness.errors import InputError
 from harness.store import Store
@@ -21,7 +22,6 @@ from review_ui.campaigns import CampaignSpec, create_campaign, read_gold
 from review_ui.render import markdown_html
 from review_ui.reports import campaign_report, export_rows, leaderboard, to_csv
 from review_ui.service import ConflictError, ReviewService
-from tests.review_helpers import add_account, seed_run
 
 PROMPTS = [f"What is {i} + {i}?" for i in range(6)]
 

@@ -11,20 +11,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import (
+    EVIL,
+    STRENGTHS,
+    battle_rows,
+    seed_battles,
+    seed_scored_run,
+    seed_uncategorised,
+)
 
 from harness.errors import InputError
 from harness.store import Store
 from harness.store.judgments import BattleRow
 from leaderboards.board import BoardSpec, assemble, build_board
 from leaderboards.publish import publish, slug
-from tests.arena_helpers import (
-    EVIL,
-    STRENGTHS,
-    battle_rows,
-    seed_battles,
-    seed_run,
-    seed_uncategorised,
-)
 
 SPEC = BoardSpec(rounds=200, seed=7)
 DATA_FILES = ("leaderboard.json", "leaderboard.md", "leaderboard.csv")
@@ -39,12 +39,12 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seed_battles(store, "judge:j1", "mt-bench", 300, seed=2)
         seed_battles(store, "judge:j2", "smoke", 150, seed=3)
         seed_battles(store, "human", "smoke", 200, seed=4)
-        seed_run(store, "run-a-small", "alpha", "smoke", 10, {"accuracy": 0.9},
+        seed_scored_run(store, "run-a-small", "alpha", "smoke", 10, {"accuracy": 0.9},
                  updated_at="2030-01-01T00:00:00")
-        seed_run(store, "run-a-full", "alpha", "smoke", 24, {"accuracy": 0.75, "f1": 0.7})
-        seed_run(store, "run-g", "gamma", "smoke", 24, {"accuracy": 0.5})
-        seed_run(store, "run-e", EVIL, "gsm8k", 16, {"exact_match": 0.25})
-        seed_run(store, "run-b-running", "beta", "smoke", 24, {"accuracy": 0.99},
+        seed_scored_run(store, "run-a-full", "alpha", "smoke", 24, {"accuracy": 0.75, "f1": 0.7})
+        seed_scored_run(store, "run-g", "gamma", "smoke", 24, {"accuracy": 0.5})
+        seed_scored_run(store, "run-e", EVIL, "gsm8k", 16, {"exact_match": 0.25})
+        seed_scored_run(store, "run-b-running", "beta", "smoke", 24, {"accuracy": 0.99},
                  status="running")
     return db
 
