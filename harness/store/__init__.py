@@ -5,8 +5,8 @@ together go in one transaction, so a crash (even kill -9) leaves whole rows
 only, and a rerun finds exactly what is done by looking for request keys.
 
 ``Store`` is assembled from one mixin per area of the pipeline (``runs.py``
-for runs and their answers; later stages add theirs), all sharing this
-connection, these migrations and this transaction helper.
+for runs and their answers; later stages add theirs), all built on ``Tables``
+(``tables.py``: the connection and the transaction helper) and these migrations.
 """
 
 from __future__ import annotations
@@ -62,9 +62,6 @@ class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
     def schema_version(self) -> int:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
-
     def close(self) -> None:
         self.conn.close()
 
@@ -73,20 +70,6 @@ class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 __all__ = ["RunRecord", "ScoreRow", "Store", "StoredSample", "utc_now"]

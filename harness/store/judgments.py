@@ -11,15 +11,13 @@ counts a battle twice.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from harness.errors import InputError
 from harness.store.records import ScoreRow, chunks, dumps, utc_now
+from harness.store.tables import Tables
 from harness.types import MetricSummary, Request
 
 
@@ -67,14 +65,8 @@ _JUDGMENT_COLUMNS = ("judge", "mode", "suite", "sample_id", "model_a", "model_b"
                      "outcome", "parse_error")
 
 
-class JudgmentTables:
-    """Mixed into Store; expects ``conn``, ``db`` and ``transaction()``."""
-
-    conn: sqlite3.Connection
-    db: sqlite_utils.Database
-
-    def transaction(self) -> Any:  # provided by Store
-        raise NotImplementedError
+class JudgmentTables(Tables):
+    """Mixed into Store (the connection and transactions come from ``Tables``)."""
 
     # -- requests made outside a run (judge prompts) -------------------------
     def add_requests(self, requests: Iterable[Request]) -> None:

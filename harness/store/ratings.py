@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from harness.store.records import dumps, utc_now
+from harness.store.tables import Tables
 
 ALL_SOURCES = "all"
 # outcomes the rating code understands; anything else in the table is ignored
@@ -88,14 +86,8 @@ def _where(source: str, category: str | None) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
-class RatingTables:
-    """Mixed into Store; expects ``conn``, ``db`` and ``transaction()``."""
-
-    conn: sqlite3.Connection
-    db: sqlite_utils.Database
-
-    def transaction(self) -> Any:  # provided by Store
-        raise NotImplementedError
+class RatingTables(Tables):
+    """Mixed into Store (the connection and transactions come from ``Tables``)."""
 
     # -- battles ------------------------------------------------------------------
     def battle_selection(self, source: str = ALL_SOURCES,

@@ -16,15 +16,13 @@ processes) cannot both land.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from harness.errors import EvalarenaError, InputError
 from harness.store.records import dumps, utc_now
+from harness.store.tables import Tables
 
 PAIR_OUTCOMES = ("a", "b", "tie", "both_bad")
 # how a pairwise vote becomes a battle outcome (see leaderboards/battles.py)
@@ -117,14 +115,8 @@ _LIVE_ROW = """SELECT v.id FROM votes v
       AND NOT EXISTS (SELECT 1 FROM votes u WHERE u.supersedes = v.id AND u.outcome = 'undo')"""
 
 
-class ReviewTables:
-    """Mixed into Store; expects ``conn``, ``db`` and ``transaction()``."""
-
-    conn: sqlite3.Connection
-    db: sqlite_utils.Database
-
-    def transaction(self) -> Any:  # provided by Store
-        raise NotImplementedError
+class ReviewTables(Tables):
+    """Mixed into Store (the connection and transactions come from ``Tables``)."""
 
     # -- campaigns ------------------------------------------------------------
     def create_campaign(self, name: str, kind: str, suite: str, config: dict[str, Any],

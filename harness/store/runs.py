@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
-
-import sqlite_utils
 
 from harness.errors import RunNotFoundError
 from harness.store.records import (
@@ -20,6 +17,7 @@ from harness.store.records import (
     run_from_row,
     utc_now,
 )
+from harness.store.tables import Tables
 from harness.types import (
     BackendError,
     Completion,
@@ -31,16 +29,10 @@ from harness.types import (
 )
 
 
-class RunTables:
-    """Mixed into Store; expects ``conn``, ``db``, ``path`` and ``transaction()``."""
+class RunTables(Tables):
+    """Mixed into Store (the connection and transactions come from ``Tables``)."""
 
-    conn: sqlite3.Connection
-    db: sqlite_utils.Database
-    path: Any
     write_slices: Callable[[str, Sequence[SliceSummary]], None]  # harness/store/stats.py
-
-    def transaction(self) -> Any:  # provided by Store
-        raise NotImplementedError
 
     # -- runs -------------------------------------------------------------
     def upsert_run(self, run: RunRecord) -> None:

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
-import sqlite_utils
-
+from harness.store.tables import Tables
 from harness.types import Invocation, SliceSummary
 
 
-class StatsTables:
-    """Mixed into Store; expects ``conn``, ``db`` and ``transaction()``."""
-
-    conn: sqlite3.Connection
-    db: sqlite_utils.Database
-
-    def transaction(self) -> Any:  # provided by Store
-        raise NotImplementedError
+class StatsTables(Tables):
+    """Mixed into Store (the connection and transactions come from ``Tables``)."""
 
     # -- slices ---------------------------------------------------------------
     def write_slices(self, run_id: str, slices: Sequence[SliceSummary]) -> None:
