@@ -41,9 +41,14 @@ def git_sha() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.strip() else "")
 
 
-def hardware() -> dict[str, Any]:
+def hardware(torch_info: bool = True) -> dict[str, Any]:
+    """The machine; with ``torch_info``, what torch sees (CUDA, GPUs, threads). Importing
+    torch takes ~2 s, so runs that load no model here (HTTP servers, imported answers)
+    leave it out."""
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
                             "cpu": _cpu_model(), "gpus": [], "cuda": None, "driver": None}
+    if not torch_info:
+        return info
     try:
         import torch
     except ImportError:
@@ -75,7 +80,10 @@ def _nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout else None
 
 
-def build_manifest(suite: Suite, model_id: str, limit: int | None, seed: int) -> dict[str, Any]:
+def build_manifest(suite: Suite, model_id: str, limit: int | None, seed: int,
+                   local_model: bool = True) -> dict[str, Any]:
+    """``local_model``: the model runs in this process or on this machine (hardware
+    matters); False for a remote endpoint or imported answers."""
     return {
         "evalarena": __version__,
         "git_sha": git_sha(),
@@ -83,7 +91,7 @@ def build_manifest(suite: Suite, model_id: str, limit: int | None, seed: int) ->
         "seed": seed,
         "limit": limit,
         "packages": package_versions(),
-        "hardware": hardware(),
+        "hardware": hardware(torch_info=local_model),
         "suite": {
             "name": suite.name,
             "file": str(suite.file),

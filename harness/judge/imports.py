@@ -140,7 +140,7 @@ def execute_import(store: Store, plan: ImportPlan) -> ImportOutcome:
                             {"run": plan.run_id, "suite": plan.suite.name,
                              "file": str(plan.file), "sha256": plan.file_hash})])
     now = utc_now()
-    manifest = build_manifest(plan.suite, plan.model, None, 0)
+    manifest = build_manifest(plan.suite, plan.model, None, 0, local_model=False)
     manifest["import"] = {"file": str(plan.file), "sha256": plan.file_hash, **plan.fields}
     store.upsert_run(RunRecord(plan.run_id, plan.model, plan.suite.name, plan.suite.hash,
                                "running", None, 0, len(plan.items), manifest, now, now))

@@ -23,7 +23,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.stats import binomtest
 
 from harness.stats.bootstrap import DEFAULT_ROUNDS, bootstrap_mean_ci
 
@@ -56,6 +55,8 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
     b_only = int(np.sum((a == 0) & (b == 1)))
     if a_only + b_only == 0:
         return 1.0
+    from scipy.stats import binomtest  # here: scipy.stats takes 1.3 s to import
+
     return float(binomtest(b_only, a_only + b_only, 0.5).pvalue)
 
 

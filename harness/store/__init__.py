@@ -12,9 +12,9 @@ for runs and their answers; later stages add theirs), all built on ``Tables``
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
-
-import sqlite_utils
+from types import ModuleType
 
 from harness.errors import StoreError
 from harness.store.judgments import JudgmentTables
@@ -26,6 +26,26 @@ from harness.store.runs import RunTables
 from harness.store.stats import StatsTables
 
 
+def _sqlite_utils() -> ModuleType:
+    """sqlite-utils, imported on first use and without pandas.
+
+    When pandas is installed, sqlite-utils imports it (0.6 s, more than the rest of
+    a read-only command) only to accept DataFrame values, which the store never
+    writes. So unless pandas is already loaded, its import is refused while
+    sqlite-utils loads, then allowed again for everyone else."""
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    blocked = "pandas" not in sys.modules
+    if blocked:
+        sys.modules["pandas"] = None  # type: ignore[assignment]  # makes `import pandas` fail
+    try:
+        import sqlite_utils
+    finally:
+        if blocked:
+            del sys.modules["pandas"]
+    return sqlite_utils
+
+
 class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
     """A connection to one evalarena database, migrated to the current schema."""
 
@@ -34,7 +54,7 @@ class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
+        self.db = _sqlite_utils().Database(conn)
         self.conn = conn
         try:
             conn.execute("PRAGMA journal_mode=WAL")

@@ -4,6 +4,7 @@ lists them with counts and licences and survives a missing data package."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -84,10 +85,14 @@ def test_suites_command_shows_a_missing_data_package(tmp_path: Path,
     (tmp_path / "smoke.yaml").write_text((TASKS_DIR / "smoke.yaml").read_text())
     (tmp_path / "smoke.jsonl").write_text((TASKS_DIR / "smoke.jsonl").read_text())
     monkeypatch.setattr(suite, "TASKS_DIR", tmp_path)
-    result = CliRunner().invoke(cli.app, ["suites"], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(cli.app, ["suites"])
     assert result.exit_code == 0, result.output
-    assert "unavailable" in result.output and "no_such_data_package_xyz" in result.output
+    assert "unavailable" in next(li for li in result.output.splitlines() if " gone " in li)
     assert " 24 " in next(li for li in result.output.splitlines() if " smoke " in li)
+    listed = {s["name"]: s for s in json.loads(
+        CliRunner().invoke(cli.app, ["suites", "--format", "json"]).output)}
+    assert listed["gone"]["items"] is None and listed["smoke"]["items"] == 24
+    assert "no_such_data_package_xyz" in listed["gone"]["description"]
 
 
 def _quick_copy(name: str, tmp_path: Path, max_tokens: int) -> Path:
