@@ -30,10 +30,11 @@ import yaml
 
 from harness.errors import SuiteError
 from harness.judge.parse import ABC, FIVE, SCALES, SCORE10, Scale
+from harness.suites.templates import TemplateEnvironment, format_plain
 from harness.types import Message
 
 Mode = Literal["single", "pairwise"]
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_ENV = TemplateEnvironment(keep_trailing_newline=True)  # sandboxed: template files are shared
 PACKAGE_TEMPLATE = "mt-bench-package"
 _PACKAGE_FILE = "fastchat/fastchat/llm_judge/data/judge_prompts.jsonl"
 # which of the package's prompts serve each (mode, has reference)
@@ -70,13 +71,18 @@ class JudgeTemplate:
             values["answer"] = answers[0]
         else:
             values["answer_a"], values["answer_b"] = answers
-        return (Message("system", self._fill(system, values)),
-                Message("user", self._fill(user or "", values)))
+        return (Message("system", self._fill("system", system, values)),
+                Message("user", self._fill("user", user or "", values)))
 
-    def _fill(self, template: str, values: dict[str, str]) -> str:
-        if self.syntax == "format":
-            return template.format(ref_answer_1=values["reference"], **values)
-        return _ENV.from_string(template).render(values)
+    def _fill(self, part: str, template: str, values: dict[str, str]) -> str:
+        """One part of the prompt; a template that breaks (or breaks the sandbox's
+        limits) is an input error naming the template and the part, never a crash."""
+        try:
+            if self.syntax == "format":
+                return format_plain(template, {"ref_answer_1": values["reference"], **values})
+            return _ENV.from_string(template).render(values)
+        except (jinja2.TemplateError, ValueError, KeyError) as exc:
+            raise SuiteError(f"judge template {self.name}", part, str(exc)) from None
 
 
 def retry_messages(messages: tuple[Message, ...], raw: str, error: str, scale: Scale

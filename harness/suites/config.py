@@ -26,9 +26,10 @@ from harness.metrics import METRICS, Extraction
 from harness.stats.slices import StatsConfig, check_stats
 from harness.suites.data import DataSource, fingerprint, load_rows
 from harness.suites.judge_block import JudgeConfig, check_judge
+from harness.suites.templates import TemplateEnvironment
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"  # the repository's tasks/
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_ENV = TemplateEnvironment(keep_trailing_newline=True)  # sandboxed: suites are shared files
 compile_template = lru_cache(maxsize=256)(_ENV.from_string)  # each template is compiled once
 # names a template may use besides the data's own fields
 _BUILTINS = {"choices", "doc", "range", "loop", "true", "false", "none"}

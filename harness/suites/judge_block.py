@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.errors import SuiteError
 from harness.judge.prompts import Mode, resolve_template
 from harness.suites.data import DataSource
+from harness.suites.templates import TemplateEnvironment
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined)
+_ENV = TemplateEnvironment()  # sandboxed: the judge block is part of a shared suite file
 _BUILTINS = {"doc", "range", "loop", "true", "false", "none"}
 
 
