@@ -160,12 +160,22 @@ def find_suite_file(name_or_path: str) -> Path:
     raise InputError("--suite", None, f"no suite named {name_or_path!r}; shipped: {known}")
 
 
+def _utf8(raw: bytes, source: str) -> str:
+    """The file's text; a byte that is not UTF-8 is an input error naming its line."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SuiteError(source, f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                         f"at offset {exc.start})") from None
+
+
 def load_suite(name_or_path: str) -> Suite:
     """Parse, validate and read the data of a suite. Raises SuiteError/DataError."""
     file = find_suite_file(name_or_path)
     source = str(file)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(_utf8(file.read_bytes(), source))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "yaml"

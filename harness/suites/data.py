@@ -109,7 +109,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq
 
         return pq.read_table(io.BytesIO(raw)).to_pylist()
-    text = raw.decode("utf-8")
+    text = _text(raw)
     if name.endswith(".jsonl"):
         rows = []
         # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and other
@@ -117,18 +117,72 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         for number, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"line {number} is not JSON ({exc.msg})") from None
+                rows.append(_checked_row(row, f"line {number}"))
         return rows
     if name.endswith(".json"):
         data = json.loads(text)
         if not isinstance(data, list):
             raise ValueError("a .json data file must hold a list of rows")
-        return data
+        return [_checked_row(row, f"row {i + 1}") for i, row in enumerate(data)]
     if name.endswith(".csv"):
-        return list(csv.DictReader(io.StringIO(text)))
+        return _csv_rows(text)
     raise ValueError("unknown format; use .jsonl, .json, .csv or .parquet (optionally .gz)")
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    """Strict CSV: a quote opened and never closed is an error naming the line where
+    its record starts, not one row swallowing the rest of the file."""
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    rows: list[dict[str, Any]] = []
+    start = 1  # the line the record being read starts on
+    try:
+        reader.fieldnames  # noqa: B018  (reads the header line)
+        while True:
+            start = reader.line_num + 1
+            try:
+                rows.append(next(reader))
+            except StopIteration:
+                return rows
+    except csv.Error as exc:
+        raise ValueError(f"line {start}: {exc}") from None
+
+
+def _text(raw: bytes) -> str:
+    """UTF-8, with or without the byte-order mark spreadsheet exports write."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ValueError(f"line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+
+
+def _checked_row(row: Any, where: str) -> dict[str, Any]:
+    """A row is a JSON object whose strings are text (no unpaired surrogates, which
+    JSON's \\ud800 escapes can produce and no database or tokenizer accepts)."""
+    if not isinstance(row, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(row), "a number")
+        raise ValueError(f"{where} is {kind}, not a JSON object")
+    for key, value in row.items():
+        _check_text(value, f"{where}: field {key!r}")
+    return row
+
+
+def _check_text(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where} holds an unpaired surrogate (not text)") from None
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, where)
 
 
 def _load_hub(hub: HubDataset, suite_file: Path, field: str) -> list[dict[str, Any]]:

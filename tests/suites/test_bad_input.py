@@ -154,3 +154,65 @@ def test_existing_database_is_untouched_by_bad_input(cli: CliRun, tmp_path: Path
                  "--db", str(db))
     assert result.returncode == 2
     assert db.read_bytes() == before
+
+
+# data files as they arrive from elsewhere: (case, file name, bytes, words the error says)
+DATA_FILES = [
+    ("jsonl-line-is-a-list", "data.jsonl",
+     b'{"id": "1", "question": "q", "answer": "a"}\n["not", "an", "object"]\n',
+     "line 2 is an array, not a JSON object"),
+    ("lone-surrogate", "data.jsonl",
+     b'{"id": "1", "question": "bad \\ud800 text", "answer": "a"}\n',
+     "line 1: field 'question' holds an unpaired surrogate"),
+    ("not-utf8", "data.jsonl", b'{"id": "1", "question": "caf\xe9", "answer": "a"}\n',
+     "line 1 is not UTF-8 (byte 0xe9)"),
+    ("csv-unterminated-quote", "data.csv",
+     b'id,question,answer\n1,q,a\n2,"never closed,b\n3,c,d\n', "line 3: unexpected end of data"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [c[1:] for c in DATA_FILES],
+                         ids=[c[0] for c in DATA_FILES])
+def test_bad_data_file_is_one_line_naming_the_line(tmp_path: Path, name: str, content: bytes,
+                                                    says: str) -> None:
+    from harness.errors import DataError
+    from harness.suites.config import load_suite
+
+    (tmp_path / "suite.yaml").write_text(GOOD_SUITE.replace("data.jsonl", name))
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError) as raised:
+        load_suite(str(tmp_path / "suite.yaml"))
+    assert says in str(raised.value) and "data.path" in str(raised.value)
+    assert raised.value.exit_code == 2 and "\n" not in str(raised.value)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    from harness.suites.config import load_suite
+
+    (tmp_path / "suite.yaml").write_bytes(b"\xef\xbb\xbf" + GOOD_SUITE.encode())
+    (tmp_path / "data.jsonl").write_bytes(
+        b'\xef\xbb\xbf{"id": "1", "question": "q", "answer": "a"}\n')
+    (tmp_path / "data.csv").write_bytes(b"\xef\xbb\xbfid,question,answer\n1,q,a\n")
+    assert load_suite(str(tmp_path / "suite.yaml")).rows[0]["id"] == "1"
+    (tmp_path / "suite.yaml").write_text(GOOD_SUITE.replace("data.jsonl", "data.csv"))
+    assert load_suite(str(tmp_path / "suite.yaml")).rows == [
+        {"id": "1", "question": "q", "answer": "a"}]
+
+
+@pytest.mark.parametrize("case", ["suite-not-utf8", "data-lone-surrogate"])
+def test_undecodable_input_on_the_command_line_writes_nothing(cli: CliRun, tmp_path: Path,
+                                                              case: str) -> None:
+    _write_data(tmp_path)
+    if case == "suite-not-utf8":
+        (tmp_path / "suite.yaml").write_bytes(GOOD_SUITE.encode() + b"# caf\xe9\n")
+        says = "line 11: not UTF-8 text (byte 0xe9"
+    else:
+        (tmp_path / "suite.yaml").write_text(GOOD_SUITE)
+        (tmp_path / "data.jsonl").write_bytes(b'{"id": "1", "question": "\\udfff", '
+                                              b'"answer": "a"}\n')
+        says = "unpaired surrogate"
+    result = cli("run", "--model", "smollm2-135m", "--suite", str(tmp_path / "suite.yaml"),
+                 "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr and "suite.yaml" in result.stderr
+    assert not (tmp_path / "x.db").exists()
