@@ -370,6 +370,24 @@ def _previous_files(out: Path) -> set[str]:
     return {f for f in old.get("files", []) if isinstance(f, str)}
 
 
+_PAGE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,40}-[0-9a-f]{8}\.html$")  # what slug() writes
+
+
+def _own_page(out: Path, listed: str) -> Path | None:
+    """The model page a previous publish listed, if it is one ``slug`` could have named,
+    directly in ``out/models`` and a plain file. leaderboard.json is read back from
+    disk, so it is input like any other: ``models/../../x`` is never touched."""
+    folder, _, name = listed.partition("/")
+    if folder != MODELS_DIR or not _PAGE_NAME.match(name):
+        return None
+    path = out / MODELS_DIR / name
+    if path.is_symlink() or not path.is_file():
+        return None
+    if path.resolve().parent != (out / MODELS_DIR).resolve():
+        return None
+    return path
+
+
 def publish(lb: Leaderboard, out: Path, breakdowns: bool = True) -> Published:
     """Write the site and the data files into ``out``; remove pages a previous publish
     there wrote for models that are gone. Returns what was written."""
@@ -383,8 +401,8 @@ def publish(lb: Leaderboard, out: Path, breakdowns: bool = True) -> Published:
     contents["leaderboard.csv"] = render_csv(doc)
     try:
         for stale in sorted(_previous_files(out) - set(names)):
-            path = out / stale
-            if stale.startswith(MODELS_DIR + "/") and path.is_file():
+            path = _own_page(out, stale)
+            if path is not None:
                 path.unlink()
         for name in names:
             with (out / name).open("w", encoding="utf-8", newline="\n") as handle:

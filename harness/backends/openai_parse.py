@@ -65,6 +65,10 @@ def assemble_stream(events: list[dict[str, Any]], endpoint: str) -> dict[str, An
     ``choices[i].text``; the last chunk may carry ``usage`` (when asked with
     ``stream_options.include_usage``). A choice's index says which sample a
     piece belongs to, so n > 1 streams interleaved are reassembled in order.
+
+    A stream that carries an error event (how vLLM reports a failure after the
+    answer has started) is a server error, and one that ends before every sample
+    has a finish reason was cut off: neither is ever taken for a short answer.
     """
     texts: dict[int, list[str]] = {}
     reasons: dict[int, str | None] = {}
@@ -73,6 +77,10 @@ def assemble_stream(events: list[dict[str, Any]], endpoint: str) -> dict[str, An
         if not isinstance(event, dict):
             raise Failure(ErrorKind.INVALID_RESPONSE, f"stream event is not an object: {event}"
                           [:300])
+        if event.get("error"):
+            detail = event["error"]
+            message = detail.get("message") if isinstance(detail, dict) else detail
+            raise Failure(ErrorKind.SERVER_ERROR, f"error event in the stream: {message}"[:300])
         usage = event.get("usage") or usage
         for choice in event.get("choices") or []:
             index = int(choice.get("index") or 0)
@@ -81,6 +89,10 @@ def assemble_stream(events: list[dict[str, Any]], endpoint: str) -> dict[str, An
             texts.setdefault(index, []).append(piece or "")
             if choice.get("finish_reason"):
                 reasons[index] = choice["finish_reason"]
+    unfinished = sorted(set(texts) - set(reasons))
+    if not texts or unfinished:
+        raise Failure(ErrorKind.CONNECTION, "the stream ended before a finish reason "
+                      f"(samples {unfinished or 'none'})")
     key = "message" if endpoint == "chat" else "text"
     choices = [{"index": i, "finish_reason": reasons.get(i),
                 key: {"content": "".join(texts[i])} if key == "message" else "".join(texts[i])}

@@ -26,6 +26,20 @@ from harness.store.runs import RunTables
 from harness.store.stats import StatsTables
 
 
+def _statements(script: str) -> list[str]:
+    """A migration's statements, one by one (``executescript`` would commit the open
+    transaction first, dropping the lock). ``sqlite3.complete_statement`` keeps a
+    trigger's ``BEGIN ... END;`` body in one piece."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
 def _sqlite_utils() -> ModuleType:
     """sqlite-utils, imported on first use and without pandas.
 
@@ -67,16 +81,25 @@ class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
             raise StoreError(f"{self.path}: not a usable evalarena database ({exc})") from exc
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path}: schema version {version} is newer than this evalarena "
-                f"({len(MIGRATIONS)}); upgrade evalarena"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            self.conn.executescript(
-                f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
-            )
+        """Apply the pending migrations, holding the write lock from the first read of
+        the schema version to the last statement: two processes opening an old
+        database at once, one migrates and the other waits, then finds nothing to do."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this evalarena "
+                    f"({len(MIGRATIONS)}); upgrade evalarena"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                for statement in _statements(MIGRATIONS[number]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:

@@ -473,3 +473,38 @@ def test_streaming_is_speed_only_and_its_errors_are_typed(
     finally:
         backend.close()
     assert completion.error is not None and completion.error.kind is ErrorKind.SERVER_ERROR
+
+
+def _stream_of(events: list[object], done: bool = True) -> Responder:
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    return lambda path, request, nth: Action(body=body + (b"data: [DONE]\n\n" if done else b""),
+                                             headers={"Content-Type": "text/event-stream"})
+
+
+STREAM_FAULTS = {
+    # vLLM's way of reporting a failure after the answer started, then [DONE]
+    "error-event": ([{"choices": [{"index": 0, "delta": {"content": "Par"}}]},
+                     {"error": {"message": "engine dead", "code": 500}}], True,
+                    ErrorKind.SERVER_ERROR, "engine dead"),
+    "no-finish-reason": ([{"choices": [{"index": 0, "delta": {"content": "Par"}}]}], True,
+                         ErrorKind.CONNECTION, "before a finish reason"),
+    "cut-without-done": ([{"choices": [{"index": 0, "delta": {"content": "Par"}}]}], False,
+                         ErrorKind.CONNECTION, "before a finish reason"),
+    "nothing-at-all": ([], True, ErrorKind.CONNECTION, "before a finish reason"),
+}
+
+
+@pytest.mark.parametrize(("events", "done", "kind", "says"), list(STREAM_FAULTS.values()),
+                         ids=list(STREAM_FAULTS))
+def test_a_broken_stream_is_a_typed_error_not_a_short_answer(
+        serve: Callable[[Responder], FakeServer], events: list[object], done: bool,
+        kind: ErrorKind, says: str) -> None:
+    server = serve(_stream_of(events, done))
+    backend = backend_for(server.url, stream=1, max_retries=1, backoff=0.01)
+    try:
+        completion = one(backend, chat("hi"))
+    finally:
+        backend.close()
+    assert not completion.ok and completion.texts == ()
+    assert completion.error is not None and completion.error.kind is kind
+    assert says in completion.error.message and completion.error.attempts == 2  # retried

@@ -283,6 +283,30 @@ def test_stale_model_pages_are_removed_and_other_files_kept(tmp_path: Path) -> N
     assert (out / "models" / "notes.html").read_text() == "mine"
 
 
+def test_a_tampered_leaderboard_json_never_deletes_outside_the_site(tmp_path: Path) -> None:
+    """leaderboard.json is read back from --out: its file list is input, not trusted."""
+    db, out = tmp_path / "p.db", tmp_path / "site"
+    victims = [tmp_path / "victim.txt", out / "keep.txt"]
+    with Store(db) as store:
+        seed_battles(store, "human", "x", 60, seed=1)
+        publish(assemble(store, SPEC), out)
+        for victim in victims:
+            victim.write_text("precious")
+        outside = tmp_path / "elsewhere"
+        outside.mkdir()
+        (outside / f"{slug('x')}").write_text("precious")
+        (out / "models" / slug("linked")).symlink_to(outside / slug("x"))
+        doc = json.loads((out / "leaderboard.json").read_text())
+        doc["files"] += ["models/../../victim.txt", "models/../keep.txt", "../victim.txt",
+                         "/etc/hostname", f"models/{slug('linked')}", "models/",
+                         "models/sub/" + slug("x")]
+        (out / "leaderboard.json").write_text(json.dumps(doc))
+        publish(assemble(store, SPEC), out)
+    assert all(v.read_text() == "precious" for v in victims)
+    assert (outside / slug("x")).read_text() == "precious"
+    assert (out / "models" / slug("linked")).is_symlink()  # not ours to remove
+
+
 def test_snapshots_are_recorded_once_per_fit(tmp_path: Path) -> None:
     db = tmp_path / "snap.db"
     with Store(db) as store:

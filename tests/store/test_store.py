@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,47 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="newer than this evalarena"):
         Store(path)
+
+
+OPEN_WHEN_TOLD = """
+import sys, time
+from pathlib import Path
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.005)
+from harness.store import Store
+with Store(sys.argv[1]) as store:
+    store.conn.execute("INSERT INTO annotators (name, role, password_hash, created_at) "
+                       "VALUES (?, 'annotator', 'x', 'now')", (sys.argv[3],))
+    print(store.schema_version)
+"""
+
+
+def test_two_processes_opening_an_old_database_at_once_both_work(tmp_path: Path) -> None:
+    """The write lock is taken before the schema version is read: one process migrates,
+    the other waits and finds nothing left to do."""
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_WHEN_TOLD, str(db), str(go), name],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("first", "second")]
+    # hold the write lock while both open the database: each can still read the old
+    # schema version, so both would migrate if the version were read before the lock
+    conn.execute("BEGIN IMMEDIATE")
+    go.touch()
+    time.sleep(3)
+    conn.execute("COMMIT")
+    conn.close()
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    assert [out.strip() for out, _ in results] == [str(len(MIGRATIONS))] * 2
+    with Store(db) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        names = {r[0] for r in store.conn.execute("SELECT name FROM annotators")}
+    assert names == {"first", "second"}
 
 
 def test_not_a_database_is_refused(tmp_path: Path) -> None:
