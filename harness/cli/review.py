@@ -22,8 +22,10 @@ from harness.cli.common import (
     FormatOption,
     ListFormat,
     Role,
+    Terminated,
     open_existing,
     out,
+    sigterm_interrupts,
 )
 from harness.cli.listing import Column, print_listing
 from harness.errors import InputError, MissingDependencyError
@@ -64,7 +66,13 @@ def review(
         out.print("note: no admin account yet; add one with "
                   "`evalarena annotators add NAME --role admin`")
     out.print(f"evalarena review on http://{host}:{port}/ (database {db}); Ctrl-C stops it")
-    serve(str(db), host, port, undo_window_s=undo_window)
+    try:
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its
+        # own handler is gone: ours turns that into a clean exit instead of a kill
+        with sigterm_interrupts():
+            serve(str(db), host, port, undo_window_s=undo_window)
+    except Terminated:
+        out.print("evalarena review stopped (SIGTERM)")
 
 
 def _password(source: str) -> str:

@@ -16,10 +16,12 @@ from harness.cli.common import (
     ExportFormat,
     FormatOption,
     ListFormat,
+    Terminated,
     err,
     open_existing,
     out,
     parse_where,
+    sigterm_interrupts,
 )
 from harness.cli.listing import Column, print_listing
 from harness.errors import EvalarenaError
@@ -60,17 +62,17 @@ def run(
              for name in suite]
     first = plans[0].model
     shared = SharedBackend(lambda: load_backend(with_data_parallel(first, data_parallel)))
-    with Store(db) as store:
+    with Store(db) as store, sigterm_interrupts():
         try:
             for plan in plans:
                 progress = None if quiet else RichProgress(
                     f"{plan.suite.name} · {plan.model.identity}", err)
                 try:
                     outcome = execute(store, plan, shared.loaded, progress)
-                except KeyboardInterrupt:
+                except KeyboardInterrupt as stop:
                     err.print(f"interrupted: run {plan.run_id} is saved; rerun the same "
                               "command to resume")
-                    raise typer.Exit(130) from None
+                    raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
                 out.print(results_table(
                     f"{plan.suite.name} · {plan.model.identity} · run {outcome.run_id}",
                     outcome.summaries))

@@ -138,3 +138,40 @@ def test_review_on_a_missing_database_fails_cleanly(tmp_path: Path) -> None:
     result = evalarena("review", "--db", str(tmp_path / "none.db"))
     assert result.returncode == 2 and "no database" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.slow
+def test_review_stops_cleanly_on_sigterm(db: Path, tmp_path: Path) -> None:
+    """SIGTERM (how a service manager stops it): the server shuts down, exit 0, and the
+    database is whole."""
+    import signal
+    import time
+
+    import httpx
+    from helpers import add_account
+
+    from harness.backends.managed_server import free_port
+
+    with Store(db) as store:
+        add_account(store, "boss", "boss-password", role="admin")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "review", "--db", str(db),
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    deadline = time.monotonic() + 180
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            try:
+                if client.post("/api/login", json={"name": "boss", "password":
+                                                   "boss-password"}).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    with Store(db) as store:
+        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
