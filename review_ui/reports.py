@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+from harness.spreadsheet import safe_row
 from harness.store.review import VoteRecord
 from review_ui.agreement import fleiss_kappa, krippendorff_alpha, majority
 from review_ui.assign import NON_VOTES, CampaignState
@@ -131,7 +132,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
+        writer.writerow(safe_row({k: json.dumps(v) if isinstance(v, list) else v
+                                  for k, v in row.items()}))
     return buffer.getvalue()
 
 

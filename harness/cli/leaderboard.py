@@ -108,7 +108,8 @@ def leaderboard(
 ) -> None:
     """Print the leaderboard fitted on stored battles (human votes, judge verdicts or both)."""
     from leaderboards.board import assemble, task_board
-    from leaderboards.publish import document, render_csv, render_json, render_markdown
+    from leaderboards.data_files import render_csv, render_markdown
+    from leaderboards.publish import document, render_json
 
     _require(db)
     spec = _spec(source, category, method, ci, rounds, seed, anchor, anchor_value)

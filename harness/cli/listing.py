@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.cli.common import ListFormat
+from harness.spreadsheet import safe_cell
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def print_listing(console: Console, title: str, columns: Sequence[Column],
     elif fmt is ListFormat.CSV:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow([c.key for c in data])
-        writer.writerows([_csv_value(row.get(c.key)) for c in data] for row in rows)
+        writer.writerows([safe_cell(_csv_value(row.get(c.key))) for c in data] for row in rows)
     elif fmt is ListFormat.MARKDOWN:
         sys.stdout.write(markdown(columns, rows))
     else:

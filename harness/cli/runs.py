@@ -25,6 +25,7 @@ from harness.cli.common import (
 )
 from harness.cli.listing import Column, print_listing
 from harness.errors import EvalarenaError
+from harness.spreadsheet import safe_row
 
 
 def run(
@@ -167,8 +168,8 @@ def export(
             writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: v if isinstance(v, str | None) else json.dumps(v)
-                                 for k, v in row.items()})
+                writer.writerow(safe_row({k: v if isinstance(v, str | None) else json.dumps(v)
+                                          for k, v in row.items()}))
     finally:
         if output:
             stream.close()
