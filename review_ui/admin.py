@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from review_ui.render import text_html
+from review_ui.render import LOGOUT_FORM, text_html
 from review_ui.reports import campaign_report, leaderboard
 from review_ui.service import ReviewService
 
@@ -66,7 +66,7 @@ def build_admin_app(service: ReviewService) -> gr.Blocks:
             user = _admin(request)
             choices = [(c.name, str(c.id)) for c in service.campaigns()]
             return {header: f"Admin: <b>{text_html(user)}</b> · <a href='/annotate/'>Annotate"
-                            "</a> · <a href='/logout'>Log out</a>",
+                            f"</a> · {LOGOUT_FORM}",
                     campaign: gr.update(choices=choices,
                                         value=choices[0][1] if choices else None)}
 

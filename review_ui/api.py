@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -146,7 +147,9 @@ def create_app(service: ReviewService, *, with_ui: bool = True) -> FastAPI:
     @app.post("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Any:
         form = await request.form()
-        session = service.login(str(form.get("name", ""))[:200], str(form.get("password", "")))
+        # the KDF runs in a worker thread: on the event loop it would stall every user
+        session = await run_in_threadpool(service.login, str(form.get("name", ""))[:200],
+                                          str(form.get("password", "")))
         if session is None:
             message = f'<p class="error" id="login-error">{html.escape(LOGIN_FAILED)}</p>'
             return HTMLResponse(LOGIN_PAGE.format(message=message), status_code=401)
@@ -163,7 +166,7 @@ def create_app(service: ReviewService, *, with_ui: bool = True) -> FastAPI:
         _set_cookie(response, session, request)
         return response
 
-    @app.api_route("/logout", methods=["GET", "POST"])
+    @app.post("/logout")  # POST only: a link or an image on another page cannot log you out
     def logout(request: Request) -> RedirectResponse:
         service.sessions.revoke(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 from fastapi import FastAPI, Request
 
-from review_ui.render import markdown_html, output_panel, text_html
+from review_ui.render import LOGOUT_FORM, markdown_html, output_panel, text_html
 from review_ui.reports import leaderboard
 from review_ui.service import ReviewError, ReviewService
 
@@ -178,7 +178,7 @@ def build_annotator_app(service: ReviewService) -> gr.Blocks:
             value = next((cid for name, cid in choices if name == wanted),
                          choices[0][1] if choices else None)
             return {header: f"Signed in as <b>{text_html(user)}</b> · "
-                            '<a href="/logout">Log out</a>',
+                            f"{LOGOUT_FORM}",
                     campaign: gr.update(choices=choices, value=value)}
 
         def acted(state: dict[str, Any], result: dict[str, Any], message: str,

@@ -28,6 +28,11 @@ def markdown_html(text: str | None) -> str:
     return _MD.render(text)
 
 
+# logging out changes state, so it is a POST (a form), never a link a page could embed
+LOGOUT_FORM = ('<form method="post" action="/logout" style="display:inline">'
+               '<button type="submit" id="logout">Log out</button></form>')
+
+
 def text_html(text: str) -> str:
     """Plain text (a name, a message) as HTML."""
     return html.escape(text)

@@ -31,7 +31,14 @@ from harness.store.review import (
     VoteRecord,
 )
 from review_ui.assign import Assignment, CampaignState, choose_item
-from review_ui.auth import Session, SessionStore, burn_decoy, verify_password
+from review_ui.auth import (
+    Session,
+    SessionStore,
+    burn_decoy,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 
 ANNOTATOR_CACHE_S = 5.0  # how long a disabled account may keep a live session
 MAX_REASON = 2000
@@ -90,7 +97,15 @@ class ReviewService:
             return None
         if not verify_password(password, record.password_hash) or record.disabled:
             return None
+        if needs_rehash(record.password_hash):  # an old scheme: argon2id from now on
+            self._rehash(record.name, password)
         return self.sessions.create(record.name, record.role)
+
+    def _rehash(self, name: str, password: str) -> None:
+        new_hash = hash_password(password)  # outside the lock: hashing takes ~0.1-0.3 s
+        with self._write:
+            self.store.set_annotator_password_hash(name, new_hash)
+        self._accounts.pop(name, None)
 
     def session(self, token: str | None) -> Session | None:
         """The live session for a cookie, with the account's current role."""

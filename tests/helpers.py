@@ -173,7 +173,7 @@ def stored_request_keys(db: Path) -> set[str]:
 
 
 # -- review: runs, accounts, the app ----------------------------------------------
-FAST_HASH = {"n": 2**10, "r": 8, "p": 1}  # test accounts only: a cheaper scrypt cost
+FAST_HASH = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}  # test accounts: cheap argon2id
 
 
 def seed_run(store: Store, model: str, prompts: Sequence[str],

@@ -172,6 +172,12 @@ class ReviewTables(Tables):
                                 r["created_at"])
                 for r in self.db.query("SELECT * FROM annotators ORDER BY name")]
 
+    def set_annotator_password_hash(self, name: str, password_hash: str) -> None:
+        """Replace an account's stored hash (a rehash at login; the password is unchanged)."""
+        with self.transaction():
+            self.conn.execute("UPDATE annotators SET password_hash=? WHERE name=?",
+                              (password_hash, name))
+
     def set_annotator_disabled(self, name: str, disabled: bool) -> bool:
         """False when there is no such annotator."""
         with self.transaction():

@@ -254,4 +254,8 @@ def test_admin_sees_progress_agreement_and_exports(app_db: tuple[str, Path],
     exported = Path(download.value.path()).read_text().splitlines()
     assert exported[0].startswith("vote_id,campaign,") and len(exported) - 1 == len(
         rows(db, "pairs"))
+    page.click("#logout")  # a POST form: logging out is never a link
+    page.wait_for_url("**/login", timeout=TIMEOUT)
+    page.goto(base + "/admin/")
+    assert page.url.endswith("/login")  # the session is gone
     page.close()

@@ -59,7 +59,7 @@ def test_annotators_add_list_disable(db: Path) -> None:
                      stdin="another-pass\n").returncode == 0
     with Store(db) as store:
         stored = store.annotator("alice")
-    assert stored is not None and stored.password_hash.startswith("scrypt$")
+    assert stored is not None and stored.password_hash.startswith("$argon2id$")
     assert "s3cret-pass" not in stored.password_hash
     listing = evalarena("annotators", "list", "--db", str(db))
     assert "alice" in listing.stdout and "admin" in listing.stdout

@@ -17,7 +17,7 @@ from harness.store import Store
 from harness.store.review import CampaignRecord, ItemRecord, VoteConflictError, VoteRecord
 from review_ui.agreement import fleiss_kappa, krippendorff_alpha, majority
 from review_ui.assign import CampaignState, choose_item
-from review_ui.auth import check_new_password, hash_password, verify_password
+from review_ui.auth import check_new_password, hash_password, needs_rehash, verify_password
 from review_ui.campaigns import CampaignSpec, create_campaign, read_gold
 from review_ui.render import markdown_html
 from review_ui.reports import campaign_report, export_rows, leaderboard, to_csv
@@ -304,14 +304,46 @@ def test_leaderboard_counts_and_rates() -> None:
 
 
 # -- auth and rendering ----------------------------------------------------------------
-def test_password_hashes_are_salted_scrypt_and_verified_in_constant_time() -> None:
+def test_password_hashes_are_salted_argon2id() -> None:
     first, second = hash_password("correct horse"), hash_password("correct horse")
-    assert first != second and first.startswith("scrypt$") and "correct" not in first
-    assert verify_password("correct horse", first)
+    assert first != second and "correct" not in first
+    assert first.startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # RFC 9106 low-memory
+    assert verify_password("correct horse", first) and not needs_rehash(first)
     assert not verify_password("correct horsE", first)
-    assert not verify_password("x", "not-a-hash")
+    assert not verify_password("x", "not-a-hash") and not verify_password("x", "$argon2id$bad")
     assert check_new_password("short") and check_new_password(" padded-password ")
     assert check_new_password("long enough") is None
+
+
+def _old_scrypt_hash(password: str) -> str:
+    """What evalarena stored before argon2id: scrypt$n$r$p$salt$hash."""
+    import base64
+    import hashlib
+
+    salt = b"0123456789abcdef"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**10, r=8, p=1, dklen=32)
+    return f"scrypt$1024$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def test_an_old_scrypt_hash_verifies_and_is_replaced_at_the_next_login(tmp_path: Path) -> None:
+    old = _old_scrypt_hash("old-password")
+    assert verify_password("old-password", old) and not verify_password("wrong-password", old)
+    assert needs_rehash(old)
+    db = tmp_path / "old.db"
+    with Store(db) as store:
+        store.add_annotator("veteran", "annotator", old)
+    service = ReviewService(db)
+    try:
+        assert service.login("veteran", "wrong-password") is None
+        with Store(db) as store:
+            assert store.annotator("veteran").password_hash == old  # type: ignore[union-attr]
+        assert service.login("veteran", "old-password") is not None
+        with Store(db) as store:
+            stored = store.annotator("veteran").password_hash  # type: ignore[union-attr]
+        assert stored.startswith("$argon2id$") and verify_password("old-password", stored)
+        assert service.login("veteran", "old-password") is not None  # and it keeps working
+    finally:
+        service.close()
 
 
 def test_outputs_render_as_markdown_with_html_escaped() -> None:

@@ -97,6 +97,9 @@ def test_a_forged_or_revoked_cookie_is_no_session(server: dict[str, Any]) -> Non
     assert client.get("/api/campaigns").status_code == 401
     user = _login(server["app"], "ann", "ann-password")
     assert user.get("/api/me").json() == {"name": "ann", "role": "annotator"}
+    # a GET (a link or an <img> on any page) does not log anyone out
+    assert user.get("/logout", follow_redirects=False).status_code == 405
+    assert user.get("/api/me").status_code == 200
     user.post("/logout")
     assert user.get("/api/me").status_code == 401
 
