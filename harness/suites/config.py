@@ -170,17 +170,32 @@ def _utf8(raw: bytes, source: str) -> str:
                          f"at offset {exc.start})") from None
 
 
+def _yaml_line(exc: yaml.YAMLError, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}"
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        return f"line {text[:exc.position].count(chr(10)) + 1}"
+    return "yaml"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> object:
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"character {exc.character!r} is not allowed in YAML"
+    return getattr(exc, "problem", None) or exc
+
+
 def load_suite(name_or_path: str) -> Suite:
     """Parse, validate and read the data of a suite. Raises SuiteError/DataError."""
     file = find_suite_file(name_or_path)
     source = str(file)
+    text = _utf8(file.read_bytes(), source)
     try:
-        raw = yaml.safe_load(_utf8(file.read_bytes(), source))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "yaml"
-        problem = getattr(exc, "problem", exc)
-        raise SuiteError(source, where, f"YAML syntax error: {problem}") from None
+        raise SuiteError(source, _yaml_line(exc, text),
+                         f"YAML syntax error: {' '.join(str(_yaml_problem(exc)).split())}"
+                         ) from None
     if not isinstance(raw, dict):
         raise SuiteError(source, None, "a suite file must be a YAML mapping")
     try:
@@ -279,8 +294,8 @@ def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]
             if name not in fields:
                 raise SuiteError(source, "choices", f"the data has no field {name!r}")
     for where, text in _templates(config).items():
-        try:
-            parsed = _ENV.parse(text)
+        try:  # compiling also finds unknown filters and tests ("|efault")
+            used = jinja2.meta.find_undeclared_variables(_ENV.parse(text))
         except jinja2.TemplateSyntaxError as exc:
             raise SuiteError(source, where, f"template syntax error: {exc.message}") from None
         allowed = fields | _BUILTINS | ({"choice", "label"} if where == "choices.template"
@@ -288,7 +303,7 @@ def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]
         if where == "fewshot.answer":
             allowed = allowed & (set.intersection(*(set(r) for r in fewshot_rows[:1000]))
                                  | _BUILTINS)
-        missing = sorted(jinja2.meta.find_undeclared_variables(parsed) - allowed)
+        missing = sorted(used - allowed)
         if missing:
             raise SuiteError(
                 source, where,

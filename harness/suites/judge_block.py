@@ -58,12 +58,11 @@ def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[st
                                ("judge.reference", config.reference, {"ref"})):
         if text is None:
             continue
-        try:
-            parsed = _ENV.parse(text)
+        try:  # compiling also finds unknown filters and tests
+            used = jinja2.meta.find_undeclared_variables(_ENV.parse(text))
         except jinja2.TemplateSyntaxError as exc:
             raise SuiteError(source, field, f"template syntax error: {exc.message}") from None
-        missing = sorted(jinja2.meta.find_undeclared_variables(parsed) - fields - _BUILTINS
-                         - extra)
+        missing = sorted(used - fields - _BUILTINS - extra)
         if missing:
             raise SuiteError(source, field, f"template uses {missing[0]!r}, which the data "
                              f"does not have (fields: {', '.join(sorted(fields))})")
