@@ -58,11 +58,22 @@ KEYBOARD_JS = """
 }
 """
 
+# Outputs as written, whatever their shape: a 20,000-character line wraps inside its
+# panel, a 10,000-line output scrolls inside it, code keeps its indentation in
+# monospace, and the vote buttons stay on screen (tests/review/test_review_browser.py)
 CSS = """
-.ea-panel {border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px;}
+.ea-panel {border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px;
+           min-width: 0; max-width: 100%; box-sizing: border-box;}
 .ea-label {font-weight: 600; margin-bottom: 6px; opacity: .75;}
-.ea-body pre {white-space: pre-wrap; background: var(--background-fill-secondary);
-              padding: 8px; border-radius: 6px;}
+.ea-body {overflow-wrap: anywhere; word-break: break-word; max-height: 50vh; overflow: auto;}
+.ea-body pre {white-space: pre-wrap; overflow-wrap: anywhere; background:
+              var(--background-fill-secondary); padding: 8px; border-radius: 6px;}
+.ea-body pre, .ea-body code {font-family: var(--font-mono), ui-monospace, monospace;}
+#output-a, #output-b {min-width: 0; flex: 1 1 0; overflow: hidden;}
+#vote-row {position: fixed; left: 0; right: 0; bottom: 0; z-index: 5; margin: 0;
+           padding: 8px 16px; background: var(--background-fill-primary);
+           border-top: 1px solid var(--border-color-primary);}
+.gradio-container {padding-bottom: 72px !important;}  /* room under the fixed buttons */
 """
 
 
@@ -88,7 +99,7 @@ def build_annotator_app(service: ReviewService) -> gr.Blocks:
                         left = gr.HTML(elem_id="output-a")
                         right = gr.HTML(elem_id="output-b")
                     reason = gr.Textbox(label="Reason (optional)", elem_id="reason", lines=1)
-                    with gr.Row():
+                    with gr.Row(elem_id="vote-row"):
                         vote_a = gr.Button("A is better", elem_id="vote-a", variant="primary")
                         vote_b = gr.Button("B is better", elem_id="vote-b", variant="primary")
                         vote_tie = gr.Button("Tie", elem_id="vote-tie")

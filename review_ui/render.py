@@ -16,7 +16,9 @@ import html
 
 from markdown_it import MarkdownIt
 
-_MD = (MarkdownIt("commonmark", {"html": False, "linkify": False})
+# breaks: a newline in an output is a line break, as the model wrote it (CommonMark
+# would join the lines of a paragraph into one)
+_MD = (MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
        .enable(["table", "strikethrough"])
        .disable(["image", "link", "autolink"]))
 

@@ -29,6 +29,10 @@ PAYLOAD = ('Try this: <script>window.__xss = "script"; alert("script")</script>\
            '<img src="x" onerror="window.__xss = \'img\'; alert(\'img\')">\n\n'
            '```html\n<script>window.__xss = "code"</script>\n```')
 TIMEOUT = 20_000  # ms
+LONG_LINE = "x" * 20_000  # one unbroken line
+MANY_LINES = "\n".join(f"line {i}:    indented {'  ' * (i % 4)}text" for i in range(10_000)) + \
+    "\n\n```python\ndef f(x):\n    return x  # indented code\n```"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "results" / "review-screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +50,11 @@ def app_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         create_campaign(store, CampaignSpec(name="ratings", suite="smoke", kind="single",
                                             models=("model-x",)))
         create_campaign(store, CampaignSpec(name="xss", suite="xss"))
+        seed_run(store, "long-line", ["Write one very long word."], lambda i, _: LONG_LINE,
+                 suite="long")
+        seed_run(store, "many-lines", ["Write many lines."], lambda i, _: MANY_LINES,
+                 suite="long")
+        create_campaign(store, CampaignSpec(name="long", suite="long"))
         add_account(store, "alice", "alice-password")
         add_account(store, "root", "root-password", role="admin")
     with running_server(db) as base:
@@ -225,6 +234,43 @@ def test_hostile_outputs_are_shown_as_text_and_run_nothing(app_db: tuple[str, Pa
     page.wait_for_selector("#reveal-text", timeout=TIMEOUT)
     assert page.evaluate("() => window.__xss") is None and dialogs == []
     assert len(rows(db, "xss")) == 1
+    page.close()
+
+
+def test_long_outputs_stay_in_their_panels_and_the_buttons_on_screen(
+        app_db: tuple[str, Path], browser: Any) -> None:
+    """By geometry: a 20,000-character line and a 10,000-line output never overlap each
+    other or leave the window, line breaks and code indentation are kept, and the
+    vote buttons are visible and work."""
+    base, db = app_db
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    log_in(page, base)
+    open_campaign(page, base, "long")
+    page.wait_for_selector("[data-testid=output-b] .ea-body", timeout=TIMEOUT)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "long-outputs.png"))
+    a = page.locator("[data-testid=output-a]").bounding_box()
+    b = page.locator("[data-testid=output-b]").bounding_box()
+    assert a is not None and b is not None
+    left, right = sorted((a, b), key=lambda box: box["x"])
+    assert left["x"] + left["width"] <= right["x"] + 1  # side by side, never overlapping
+    assert right["x"] + right["width"] <= 1280 + 1  # nothing runs off the window
+    for box in (a, b):
+        assert box["height"] <= 800  # a long output scrolls inside its panel
+    texts = [page.inner_text(f"[data-testid={p}] .ea-body") for p in ("output-a", "output-b")]
+    many = next(t for t in texts if "line 9999" in t)
+    assert many.count("\n") >= 10_000  # every line break kept
+    assert "    return x  # indented code" in many  # code keeps its indentation
+    assert page.locator("[data-testid=output-a] pre code, [data-testid=output-b] pre code"
+                        ).first.evaluate("e => getComputedStyle(e).fontFamily").lower() \
+        .find("mono") >= 0
+    for button in ("#vote-a", "#vote-b", "#vote-tie", "#vote-bad"):
+        box = page.locator(button).bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 800, button
+    page.click("#vote-tie")
+    page.wait_for_selector("#reveal-text", timeout=TIMEOUT)
+    page.screenshot(path=str(SCREENSHOTS / "long-outputs-voted.png"))
+    assert [r[2] for r in rows(db, "long")] == ["tie"]
     page.close()
 
 
