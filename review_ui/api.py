@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from review_ui.auth import LOGIN_FAILED, Session
 from review_ui.reports import campaign_report, export_rows, leaderboard, to_csv, to_jsonl
-from review_ui.service import ReviewError, ReviewService
+from review_ui.service import ReviewError, ReviewService, TooManyLoginsError
 
 COOKIE = "evalarena_session"
 PUBLIC = frozenset({"/login", "/api/login", "/logout", "/favicon.ico"})
@@ -128,6 +128,12 @@ def _set_cookie(response: Any, session: Session, request: Request) -> None:
                         secure=request.url.scheme == "https")
 
 
+def _client(request: Request) -> str:
+    """The peer's address (behind a proxy: the proxy's, so the per-client limit then
+    applies to everyone behind it; docs/review.md)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def create_app(service: ReviewService, *, with_ui: bool = True) -> FastAPI:
     """The whole server; ``with_ui=False`` leaves out Gradio (API-only, for load tests)."""
     app = FastAPI(title="evalarena review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -148,8 +154,13 @@ def create_app(service: ReviewService, *, with_ui: bool = True) -> FastAPI:
     async def login_form(request: Request) -> Any:
         form = await request.form()
         # the KDF runs in a worker thread: on the event loop it would stall every user
-        session = await run_in_threadpool(service.login, str(form.get("name", ""))[:200],
-                                          str(form.get("password", "")))
+        try:
+            session = await run_in_threadpool(service.login, str(form.get("name", ""))[:200],
+                                              str(form.get("password", "")), _client(request))
+        except TooManyLoginsError as exc:
+            message = f'<p class="error" id="login-error">{html.escape(str(exc))}</p>'
+            return HTMLResponse(LOGIN_PAGE.format(message=message), status_code=429,
+                                headers={"Retry-After": f"{exc.retry_after_s:.0f}"})
         if session is None:
             message = f'<p class="error" id="login-error">{html.escape(LOGIN_FAILED)}</p>'
             return HTMLResponse(LOGIN_PAGE.format(message=message), status_code=401)
@@ -159,7 +170,11 @@ def create_app(service: ReviewService, *, with_ui: bool = True) -> FastAPI:
 
     @app.post("/api/login")
     def api_login(body: LoginBody, request: Request) -> JSONResponse:
-        session = service.login(body.name, body.password)
+        try:
+            session = service.login(body.name, body.password, _client(request))
+        except TooManyLoginsError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=429,
+                                headers={"Retry-After": f"{exc.retry_after_s:.0f}"})
         if session is None:
             return JSONResponse({"error": LOGIN_FAILED}, status_code=401)
         response = JSONResponse({"name": session.name, "role": session.role})

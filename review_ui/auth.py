@@ -134,3 +134,38 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(token or "", None)
 
+
+class LoginThrottle:
+    """Failed logins per name and per client within a sliding window. Past a limit a
+    login is refused before the password is even checked, so guessing a password
+    costs the guesser time and costs the server no KDF runs. A good login clears
+    the name's count (not the client's). Thread-safe."""
+
+    def __init__(self, per_name: int = 5, per_client: int = 20,
+                 window_s: float = 900.0) -> None:
+        self.limits = {"name": per_name, "client": per_client}
+        self.window_s = window_s
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, name: str, client: str) -> float | None:
+        """Seconds until a login for ``name`` from ``client`` may be tried, or None."""
+        now = time.monotonic()
+        wait = 0.0
+        with self._lock:
+            for key in (("name", name), ("client", client)):
+                recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+                self._failures[key] = recent
+                if len(recent) >= self.limits[key[0]]:
+                    wait = max(wait, recent[0] + self.window_s - now)
+        return wait or None
+
+    def failed(self, name: str, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in (("name", name), ("client", client)):
+                self._failures.setdefault(key, []).append(now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(("name", name), None)

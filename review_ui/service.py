@@ -32,6 +32,7 @@ from harness.store.review import (
 )
 from review_ui.assign import Assignment, CampaignState, choose_item
 from review_ui.auth import (
+    LoginThrottle,
     Session,
     SessionStore,
     burn_decoy,
@@ -58,6 +59,14 @@ class ConflictError(ReviewError):
     status = 409
 
 
+class TooManyLoginsError(ReviewError):
+    status = 429
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many failed logins; try again in {retry_after_s:.0f} s")
+
+
 class ReviewService:
     def __init__(self, db_path: str | Path, *, undo_window_s: float = 60.0,
                  lease_s: float = 600.0, seed: int | None = None,
@@ -68,6 +77,7 @@ class ReviewService:
         self._write = threading.Lock()
         self._read = threading.Lock()
         self.sessions = SessionStore(session_idle_s)
+        self.throttle = LoginThrottle()
         self.undo_window_s = undo_window_s
         self.lease_s = lease_s
         self._states: dict[int, CampaignState] = {}
@@ -89,14 +99,22 @@ class ReviewService:
         self._accounts[name] = (now, record)
         return record
 
-    def login(self, name: str, password: str) -> Session | None:
-        """A new session, or None; the caller says only "wrong name or password"."""
+    def login(self, name: str, password: str, client: str = "local") -> Session | None:
+        """A new session, or None; the caller says only "wrong name or password".
+        Raises TooManyLoginsError past the throttle's limits (``client``: the
+        caller's address)."""
+        wait = self.throttle.retry_after(name, client)
+        if wait is not None:
+            raise TooManyLoginsError(wait)
         record = self._account(name, fresh=True)
         if record is None:
             burn_decoy(password)
+            self.throttle.failed(name, client)
             return None
         if not verify_password(password, record.password_hash) or record.disabled:
+            self.throttle.failed(name, client)
             return None
+        self.throttle.succeeded(name)
         if needs_rehash(record.password_hash):  # an old scheme: argon2id from now on
             self._rehash(record.name, password)
         return self.sessions.create(record.name, record.role)

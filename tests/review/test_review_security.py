@@ -206,3 +206,31 @@ def test_cookie_flags(server: dict[str, Any]) -> None:
 def test_password_never_stored(server: dict[str, Any]) -> None:
     raw = Path(server["service"].db_path).read_bytes()
     assert b"ann-password" not in raw and b"boss-password" not in raw
+
+
+def test_failed_logins_are_throttled_per_name_and_per_client(tmp_path: Path) -> None:
+    """Five wrong passwords for a name lock that name (even with the right password)
+    without running the KDF; other names still work; a client failing twenty times
+    is locked out whatever name it tries."""
+    db = tmp_path / "throttle.db"
+    with Store(db) as store:
+        add_account(store, "ann", "ann-password")
+        add_account(store, "bob", "bob-password")
+    service = ReviewService(db)
+    app = create_app(service, with_ui=False)
+    try:
+        with TestClient(app) as client:
+            def login(name: str, password: str) -> Any:
+                return client.post("/api/login", json={"name": name, "password": password})
+
+            assert [login("ann", "wrong-password").status_code for _ in range(5)] == [401] * 5
+            locked = login("ann", "ann-password")
+            assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+            assert "too many failed logins" in locked.json()["error"]
+            assert login("bob", "bob-password").status_code == 200
+            for i in range(14):  # 5 + 14 = 19 failures from this client so far
+                assert login(f"nobody-{i}", "x" * 8).status_code == 401
+            assert login("bob", "wrong-password").status_code == 401  # the 20th
+            assert login("bob", "bob-password").status_code == 429  # the client is locked
+    finally:
+        service.close()
