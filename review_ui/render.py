@@ -36,8 +36,8 @@ LOGOUT_FORM = ('<form method="post" action="/logout" style="display:inline">'
 
 
 def text_html(text: str) -> str:
-    """Plain text (a name, a message) as HTML."""
-    return html.escape(text)
+    """Plain text (a name, a message) as HTML; NUL shown as U+FFFD, as Markdown does."""
+    return html.escape(text.replace("\x00", "\ufffd"))
 
 
 def output_panel(label: str, text: str | None, elem: str) -> str:

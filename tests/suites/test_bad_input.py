@@ -216,3 +216,27 @@ def test_undecodable_input_on_the_command_line_writes_nothing(cli: CliRun, tmp_p
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert says in result.stderr and "suite.yaml" in result.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_nul_in_data_is_kept_in_requests_and_stored_and_shown_safely(tmp_path: Path) -> None:
+    """NUL is text: the prompt keeps it, a run stores the answer whole, the review app
+    shows it as U+FFFD (what CommonMark does) instead of cutting the text there."""
+    from helpers import ScriptedBackend
+
+    from harness.runner import execute, plan_run
+    from harness.store import Store
+    from review_ui.render import markdown_html, text_html
+
+    (tmp_path / "suite.yaml").write_text(GOOD_SUITE)
+    (tmp_path / "data.jsonl").write_text(json.dumps(
+        {"id": "1", "question": "before\x00after", "answer": "a"}) + "\n")
+    # a remote spec: the manifest then skips torch, and the scripted backend answers
+    plan = plan_run(str(tmp_path / "suite.yaml"), "openai:http://127.0.0.1:9/v1@m")
+    (_, request), = plan.items
+    assert "before\x00after" in request.messages[-1].content  # type: ignore[index]
+    backend = ScriptedBackend(plan.model.identity, reply=lambda r: "an\x00swer")
+    with Store(tmp_path / "nul.db") as store:
+        assert execute(store, plan, lambda: backend).errors == 0
+        assert store.completions([request.key])[request.key].texts == ("an\x00swer",)
+    assert "before\ufffdafter" in markdown_html("before\x00after")
+    assert text_html("a\x00b") == "a\ufffdb"
