@@ -81,6 +81,8 @@ lint: install
 	$(BIN)/ruff check harness review_ui leaderboards tests benchmarks
 	$(BIN)/mypy harness review_ui leaderboards
 	$(BIN)/lint-imports
+	@# every module imports first, alone (an import cycle shows as a partially initialised module)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_imports.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

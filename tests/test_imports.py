@@ -88,6 +88,7 @@ def _third_party() -> list[str]:
             if module.split(".")[0] not in skip]
 
 
+@pytest.mark.slow  # ~100 processes, 30 s: `make lint` runs it too, `make test-fast` does not
 def test_every_module_imports_alone() -> None:
     names = _modules()
     result = subprocess.run(

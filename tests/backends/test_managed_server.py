@@ -94,6 +94,7 @@ def test_serve_spec_errors_are_input_errors(cli, tmp_path: Path) -> None:
     assert no_cmd.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # waits out a server's start-up timeout
 def test_cli_startup_timeout_is_one_clear_error_and_no_orphans(cli, tmp_path: Path) -> None:
     marker = "302.75"
     command = NEVER_HEALTHY.format(marker=marker, python=sys.executable)

@@ -134,6 +134,7 @@ def coverage():
     return np.mean(hits_boot), np.mean(hits_sand)
 
 
+@pytest.mark.slow  # a simulation: 200 arenas, seconds of CPU
 def test_bootstrap_coverage(coverage):
     assert 0.92 <= coverage[0] <= 0.98, coverage
 

