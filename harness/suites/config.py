@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import InputError, SuiteError
 from harness.metrics import METRICS, Extraction
 from harness.stats.slices import StatsConfig, check_stats
-from harness.suites.data import DataSource, fingerprint, load_rows
+from harness.suites.data import DataSource, NotUTF8Error, decode_text, fingerprint, load_rows
 from harness.suites.judge_block import JudgeConfig, check_judge
 from harness.suites.templates import TemplateEnvironment
 
@@ -163,11 +163,10 @@ def find_suite_file(name_or_path: str) -> Path:
 def _utf8(raw: bytes, source: str) -> str:
     """The file's text; a byte that is not UTF-8 is an input error naming its line."""
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise SuiteError(source, f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} "
-                         f"at offset {exc.start})") from None
+        return decode_text(raw)
+    except NotUTF8Error as exc:
+        raise SuiteError(source, f"line {exc.line}", f"not UTF-8 text (byte 0x{exc.byte:02x} "
+                         f"at offset {exc.offset})") from None
 
 
 def _yaml_line(exc: yaml.YAMLError, text: str) -> str:

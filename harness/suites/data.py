@@ -109,7 +109,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq
 
         return pq.read_table(io.BytesIO(raw)).to_pylist()
-    text = _text(raw)
+    text = decode_text(raw)
     if name.endswith(".jsonl"):
         rows = []
         # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and other
@@ -150,13 +150,21 @@ def _csv_rows(text: str) -> list[dict[str, Any]]:
         raise ValueError(f"line {start}: {exc}") from None
 
 
-def _text(raw: bytes) -> str:
+class NotUTF8Error(ValueError):
+    """A byte that is not UTF-8, with the line it stands on (suite files and data)."""
+
+    def __init__(self, line: int, byte: int, offset: int) -> None:
+        self.line, self.byte, self.offset = line, byte, offset
+        super().__init__(f"line {line} is not UTF-8 (byte 0x{byte:02x})")
+
+
+def decode_text(raw: bytes) -> str:
     """UTF-8, with or without the byte-order mark spreadsheet exports write."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ValueError(f"line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+        raise NotUTF8Error(raw[:exc.start].count(b"\n") + 1, raw[exc.start], exc.start
+                           ) from None
 
 
 def _checked_row(row: Any, where: str) -> dict[str, Any]:
