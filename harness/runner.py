@@ -22,7 +22,7 @@ from typing import Protocol
 from harness.backends import ModelSpec, parse_model_spec
 from harness.backends.base import Backend
 from harness.errors import InputError
-from harness.manifest import build_manifest
+from harness.manifest import build_manifest, code_isolation
 from harness.metrics import METRICS, AggregateMetric, BatchMetric, Extraction
 from harness.stats.bootstrap import bootstrap_mean_ci
 from harness.stats.efficiency import InvocationMeter
@@ -79,6 +79,7 @@ def plan_run(suite_name: str, model: str, limit: int | None = None, seed: int = 
     spec = parse_model_spec(model)
     suite = restrict(load_suite(suite_name), where or {}, max_tokens)
     items = build_requests(suite, spec.identity, limit, seed)
+    code_isolation(suite)  # strict sandbox policy: refused here, before any write
     identity = json.dumps([spec.identity, suite.hash, limit, seed])
     run_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return RunPlan(run_id, suite, spec, items, limit, seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -115,3 +116,14 @@ def kpi_lines(kpis: RunKpis) -> list[str]:
         f"GPU {number(kpis.gpu_peak_mb, 'MiB', 0)}; "
         f"GPU energy {number(kpis.gpu_energy_j, 'J')}",
     ]
+
+
+def sandbox_line(record: dict[str, Any]) -> str:
+    """How the run's generated code was isolated (the manifest's ``code_execution``)."""
+    kept = [what for what, key in (("own filesystem view", "filesystem"), ("no network", "network"),
+                                   ("own PID namespace", "pid_namespace"),
+                                   ("unprivileged uid", "separate_user")) if record.get(key)]
+    line = f"code execution: sandbox {record['level']} ({', '.join(kept) or 'limits only'})"
+    if not record.get("full"):
+        line += f" · NOT FULL ISOLATION: {record.get('fallback')}"
+    return line + (" · strict" if record.get("strict") else "")

@@ -115,7 +115,7 @@ def show(
     samples: Annotated[int, typer.Option(help="Also print the first N samples.")] = 0,
 ) -> None:
     """Show a run: its manifest summary, metrics with CIs and errors."""
-    from harness.cli.render import kpi_lines, results_table, slices_table
+    from harness.cli.render import kpi_lines, results_table, sandbox_line, slices_table
     from harness.stats.efficiency import summarize
 
     with open_existing(db) as store:
@@ -133,6 +133,8 @@ def show(
               f"seed {record.seed} · limit {record.limit_n}")
     out.print(f"evalarena {manifest['evalarena']} ({manifest['git_sha']}) · "
               + ", ".join(f"{k} {v}" for k, v in manifest["packages"].items() if v))
+    if sandbox := manifest.get("code_execution"):
+        out.print(sandbox_line(sandbox), soft_wrap=True, highlight=False, markup=False)
     out.print(results_table("metrics", summaries))
     if slices:
         out.print(slices_table(slices))

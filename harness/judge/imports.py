@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.judge.plan import IMPORT_PREFIX
-from harness.manifest import build_manifest
+from harness.manifest import build_manifest, code_isolation
 from harness.runner import score_run
 from harness.store import RunRecord, Store, utc_now
 from harness.suites.config import Suite
@@ -69,6 +69,7 @@ def plan_import(file: Path, suite: Suite, name: str | None = None, id_field: str
                 answer_field: str = "answer", model_field: str | None = "model") -> ImportPlan:
     """Read and check the whole file; writes nothing. Errors name the line and field."""
     source = str(file)
+    code_isolation(suite)  # strict sandbox policy: refused here, before any write
     if not file.is_file():
         raise InputError(source, None, "no such file (or not a regular file)")
     raw = file.read_bytes()

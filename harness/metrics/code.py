@@ -86,6 +86,7 @@ class PassAtK:
     name: str = ""
     kind: Literal["generate", "multiple_choice"] = "generate"
     higher_is_better: bool = True
+    executes_code: bool = True  # runs model output: the manifest records the sandbox level
     required_fields: tuple[str, ...] = REQUIRED_FIELDS
     executor: Executor = field(default=_EXECUTOR, repr=False, compare=False)
 

@@ -57,9 +57,10 @@ def _sandbox(timeout_s: float = 3.0, **limits: int) -> Sandbox:
 
 
 def test_the_isolation_level_is_reported_and_consistent() -> None:
-    # on Linux with util-linux, namespaces are expected; as root, a separate user too
-    if os.geteuid() == 0:
-        assert ISOLATION.level == "separate_user"
+    # make installs bubblewrap; as root the program also gets a uid of its own
+    assert ISOLATION.level == "bubblewrap", ISOLATION.fallback
+    assert ISOLATION.full and ISOLATION.filesystem and ISOLATION.fallback is None
+    assert ISOLATION.separate_user == (os.geteuid() == 0)
     assert ISOLATION.network == ISOLATION.pid_namespace == (ISOLATION.level != "process_group")
 
 
