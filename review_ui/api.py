@@ -124,8 +124,16 @@ def _session(request: Request) -> Session:
 
 
 def _set_cookie(response: Any, session: Session, request: Request) -> None:
+    """Secure when the request came over HTTPS, and always with ``secure_cookies`` (set
+    behind a TLS proxy, where the app itself speaks plain HTTP to the proxy)."""
+    secure = request.url.scheme == "https" or request.app.state.secure_cookies
     response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https")
+                        secure=secure, max_age=int(_service_of(request).sessions.max_age_s))
+
+
+def _service_of(request: Request) -> ReviewService:
+    service: ReviewService = request.app.state.service
+    return service
 
 
 def _client(request: Request) -> str:
@@ -134,9 +142,14 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def create_app(service: ReviewService, *, with_ui: bool = True) -> FastAPI:
-    """The whole server; ``with_ui=False`` leaves out Gradio (API-only, for load tests)."""
+def create_app(service: ReviewService, *, with_ui: bool = True,
+               secure_cookies: bool = False) -> FastAPI:
+    """The whole server; ``with_ui=False`` leaves out Gradio (API-only, for load tests);
+    ``secure_cookies``: mark the session cookie Secure even on plain HTTP (behind a TLS
+    proxy; docs/review.md)."""
     app = FastAPI(title="evalarena review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+    app.state.secure_cookies = secure_cookies
 
     @app.exception_handler(ReviewError)
     async def _review_error(_: Request, exc: ReviewError) -> JSONResponse:
@@ -259,14 +272,22 @@ def create_app(service: ReviewService, *, with_ui: bool = True) -> FastAPI:
 
 
 def serve(db: str, host: str = "127.0.0.1", port: int = 7860, *,
-          undo_window_s: float = 60.0) -> None:
-    """Run the server until interrupted (what `evalarena review` does)."""
+          undo_window_s: float = 60.0, session_hours: float = 12.0,
+          behind_proxy: str | None = None) -> None:
+    """Run the server until interrupted (what `evalarena review` does).
+
+    ``behind_proxy``: the address(es) of a TLS-terminating reverse proxy. Its
+    X-Forwarded-For and X-Forwarded-Proto headers are trusted (so throttling sees the
+    real client), and the session cookie is always Secure."""
     import uvicorn
 
-    service = ReviewService(db, undo_window_s=undo_window_s)
+    service = ReviewService(db, undo_window_s=undo_window_s,
+                            session_idle_s=session_hours * 3600)
     service.warm()
-    app = create_app(service)
+    app = create_app(service, secure_cookies=behind_proxy is not None)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                    proxy_headers=behind_proxy is not None,
+                    forwarded_allow_ips=behind_proxy or "127.0.0.1")
     finally:
         service.close()

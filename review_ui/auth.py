@@ -8,9 +8,11 @@ login (``needs_rehash``). A login with an unknown name still runs the KDF once,
 so the answer takes as long as a wrong password and says the same thing: nobody
 learns which names exist.
 
-Sessions are random 256-bit tokens held in this process's memory only
-(restarting the app logs everyone out); the browser keeps the token in an
-HttpOnly, SameSite=Strict cookie.
+Sessions are random 256-bit tokens. The database keeps only each token's SHA-256
+(a stolen database signs nobody in), with an idle limit and an absolute end, so a
+restart keeps annotators signed in and a revocation (logout, `annotators revoke`,
+`annotators disable`) holds for every app process. The browser keeps the token in
+an HttpOnly, SameSite=Strict cookie, Secure over HTTPS or behind a TLS proxy.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from harness.store import Store
 
 ROLES = ("annotator", "admin")
 MIN_PASSWORD = 8
@@ -101,38 +106,63 @@ class Session:
         return self.role == "admin"
 
 
-class SessionStore:
-    """Token -> session, with an idle timeout; thread-safe."""
+def token_digest(token: str) -> str:
+    """What the database stores for a session token: its SHA-256 (a 256-bit random
+    token needs no slow hash; nobody can guess one from its digest)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    def __init__(self, idle_timeout_s: float = 12 * 3600) -> None:
+
+class SessionStore:
+    """Token -> session, in the database (see module docstring); thread-safe.
+
+    A session ends ``idle_timeout_s`` after its last use or ``max_age_s`` after the
+    login, whichever comes first. Its last use is written at most once every
+    ``touch_every_s``, so browsing does not turn into a write per request."""
+
+    def __init__(self, db_path: str | Path, idle_timeout_s: float = 12 * 3600,
+                 max_age_s: float = 7 * 24 * 3600, touch_every_s: float = 60.0) -> None:
         self.idle_timeout_s = idle_timeout_s
-        self._sessions: dict[str, tuple[Session, float]] = {}
+        self.max_age_s = max_age_s
+        self.touch_every_s = touch_every_s
+        self._store = Store(db_path)
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        self._store.close()
+
     def create(self, name: str, role: str) -> Session:
-        session = Session(secrets.token_urlsafe(32), name, role, time.time())
+        now = time.time()
+        session = Session(secrets.token_urlsafe(32), name, role, now)
         with self._lock:
-            self._sessions[session.token] = (session, time.monotonic())
+            self._store.delete_sessions(ended_before=now, idle_since=now - self.idle_timeout_s)
+            self._store.add_session(token_digest(session.token), name, now, now + self.max_age_s)
         return session
 
     def get(self, token: str | None) -> Session | None:
-        if not token:
+        """The live session for a token, or None. Its role is left empty: the caller
+        takes the account's current role."""
+        if not token or len(token) > 128:
             return None
-        now = time.monotonic()
+        digest, now = token_digest(token), time.time()
         with self._lock:
-            found = self._sessions.get(token)
-            if found is None:
+            row = self._store.session_row(digest)
+            if row is None:
                 return None
-            session, last_seen = found
-            if now - last_seen > self.idle_timeout_s:
-                del self._sessions[token]
+            if now >= row.expires_at or now - row.last_seen_at > self.idle_timeout_s:
+                self._store.delete_session(digest)
                 return None
-            self._sessions[token] = (session, now)
-        return session
+            if now - row.last_seen_at >= self.touch_every_s:
+                self._store.touch_session(digest, now)
+        return Session(token, row.annotator, "", row.created_at)
 
     def revoke(self, token: str | None) -> None:
+        if token:
+            with self._lock:
+                self._store.delete_session(token_digest(token))
+
+    def revoke_all(self, name: str) -> int:
         with self._lock:
-            self._sessions.pop(token or "", None)
+            return self._store.delete_sessions(name)
 
 
 class LoginThrottle:

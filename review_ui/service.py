@@ -70,13 +70,14 @@ class TooManyLoginsError(ReviewError):
 class ReviewService:
     def __init__(self, db_path: str | Path, *, undo_window_s: float = 60.0,
                  lease_s: float = 600.0, seed: int | None = None,
-                 session_idle_s: float = 12 * 3600) -> None:
+                 session_idle_s: float = 12 * 3600,
+                 session_max_age_s: float = 7 * 24 * 3600) -> None:
         self.db_path = Path(db_path)
         self.store = Store(self.db_path)
         self.reader = Store(self.db_path)
         self._write = threading.Lock()
         self._read = threading.Lock()
-        self.sessions = SessionStore(session_idle_s)
+        self.sessions = SessionStore(self.db_path, session_idle_s, session_max_age_s)
         self.throttle = LoginThrottle()
         self.undo_window_s = undo_window_s
         self.lease_s = lease_s
@@ -87,6 +88,7 @@ class ReviewService:
     def close(self) -> None:
         self.store.close()
         self.reader.close()
+        self.sessions.close()
 
     # -- accounts -------------------------------------------------------------------
     def _account(self, name: str, fresh: bool = False) -> AnnotatorRecord | None:
@@ -134,9 +136,7 @@ class ReviewService:
         if record is None or record.disabled:
             self.sessions.revoke(token)
             return None
-        if record.role != session.role:
-            return Session(session.token, session.name, record.role, session.created)
-        return session
+        return Session(session.token, session.name, record.role, session.created)
 
     # -- campaigns ------------------------------------------------------------------
     def campaigns(self) -> list[CampaignRecord]:

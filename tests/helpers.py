@@ -203,15 +203,15 @@ def add_account(store: Store, name: str, password: str, role: str = "annotator")
 
 
 @contextmanager
-def running_server(db: Path, *, undo_window: float = 60.0,
-                   timeout: float = 120.0) -> Iterator[str]:
+def running_server(db: Path, *, undo_window: float = 60.0, timeout: float = 120.0,
+                   extra: Sequence[str] = ()) -> Iterator[str]:
     """`evalarena review` in a subprocess on a free port; yields its base URL."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     log = (db.parent / f"server-{port}.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "review", "--db", str(db), "--port", str(port),
-         "--undo-window", str(undo_window)], stdout=log, stderr=subprocess.STDOUT, env=env)
+         "--undo-window", str(undo_window), *extra], stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

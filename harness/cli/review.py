@@ -52,6 +52,13 @@ def review(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
     undo_window: Annotated[float, typer.Option(
         min=0, help="Seconds after a vote during which it can be undone.")] = 60.0,
+    session_hours: Annotated[float, typer.Option(
+        min=0.01, help="Sign an annotator out after this many idle hours (sessions also "
+                       "end 7 days after login; both survive a restart).")] = 12.0,
+    behind_proxy: Annotated[str | None, typer.Option(
+        help="Address(es) of a TLS-terminating reverse proxy, comma-separated: trust its "
+             "X-Forwarded-For/-Proto headers and always send Secure cookies "
+             "(docs/review.md).")] = None,
 ) -> None:
     """Start the review web app: annotators log in and vote; admins see progress."""
     with open_existing(db) as store:
@@ -70,7 +77,8 @@ def review(
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its
         # own handler is gone: ours turns that into a clean exit instead of a kill
         with sigterm_interrupts():
-            serve(str(db), host, port, undo_window_s=undo_window)
+            serve(str(db), host, port, undo_window_s=undo_window, session_hours=session_hours,
+                  behind_proxy=behind_proxy)
     except Terminated:
         out.print("evalarena review stopped (SIGTERM)")
 
@@ -131,7 +139,22 @@ def _set_disabled(db: Path, name: str, disabled: bool) -> None:
     with open_existing(db) as store:
         if not store.set_annotator_disabled(name, disabled):
             raise InputError("NAME", None, f"no annotator named {name!r}")
-    out.print(f"{'disabled' if disabled else 'enabled'} {name}")
+        ended = store.delete_sessions(name) if disabled else 0
+    out.print(f"{'disabled' if disabled else 'enabled'} {name}"
+              + (f" ({ended} session(s) ended)" if disabled else ""))
+
+
+@annotators_app.command("revoke")
+def annotators_revoke(
+    name: Annotated[str, typer.Argument(help="The account to sign out everywhere.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Sign an annotator out of every browser (a lost laptop); the account stays usable."""
+    with open_existing(db) as store:
+        if store.annotator(name) is None:
+            raise InputError("NAME", None, f"no annotator named {name!r}")
+        ended = store.delete_sessions(name)
+    out.print(f"signed out {name}: {ended} session(s) ended")
 
 
 @annotators_app.command("disable")

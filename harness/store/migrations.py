@@ -212,4 +212,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX run_invocations_run ON run_invocations(run_id);
     """,
+    # 3: review-app sessions in the database (a restart keeps annotators signed in)
+    """
+    CREATE TABLE review_sessions (
+        token_hash TEXT PRIMARY KEY,    -- SHA-256 of the cookie's token; the token is never stored
+        annotator TEXT NOT NULL REFERENCES annotators(name),
+        created_at REAL NOT NULL,       -- unix seconds
+        last_seen_at REAL NOT NULL,     -- refreshed at most once a minute
+        expires_at REAL NOT NULL        -- absolute end, whatever the activity
+    );
+    CREATE INDEX review_sessions_annotator ON review_sessions(annotator);
+    """,
 ]

@@ -81,6 +81,15 @@ class AnnotatorRecord:
 
 
 @dataclass(frozen=True)
+class SessionRow:
+    token_hash: str
+    annotator: str
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class VoteRecord:
     id: int
     campaign_id: int
@@ -184,6 +193,52 @@ class ReviewTables(Tables):
             cursor = self.conn.execute("UPDATE annotators SET disabled=? WHERE name=?",
                                        (int(disabled), name))
         return cursor.rowcount == 1
+
+    # -- sessions (review_ui/auth.py hashes the tokens) ---------------------------
+    def add_session(self, token_hash: str, annotator: str, now: float,
+                    expires_at: float) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO review_sessions (token_hash, annotator, created_at, last_seen_at, "
+                "expires_at) VALUES (?,?,?,?,?)", (token_hash, annotator, now, now, expires_at))
+
+    def session_row(self, token_hash: str) -> SessionRow | None:
+        row = self.conn.execute(
+            "SELECT annotator, created_at, last_seen_at, expires_at FROM review_sessions "
+            "WHERE token_hash=?", (token_hash,)).fetchone()
+        return SessionRow(token_hash, *row) if row else None
+
+    def touch_session(self, token_hash: str, now: float) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE review_sessions SET last_seen_at=? WHERE token_hash=?",
+                              (now, token_hash))
+
+    def delete_session(self, token_hash: str) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM review_sessions WHERE token_hash=?", (token_hash,))
+
+    def delete_sessions(self, annotator: str | None = None, *,
+                        ended_before: float | None = None, idle_since: float | None = None
+                        ) -> int:
+        """Sign out one annotator everywhere (``annotator``), or drop sessions past
+        their end or idle limit; returns how many went."""
+        where: list[str] = []
+        args: list[str | float] = []
+        if annotator is not None:
+            where.append("annotator=?")
+            args.append(annotator)
+        if ended_before is not None or idle_since is not None:
+            where.append("(expires_at < ? OR last_seen_at < ?)")
+            args += [ended_before or 0.0, idle_since or 0.0]
+        with self.transaction():
+            cursor = self.conn.execute(
+                "DELETE FROM review_sessions" + (" WHERE " + " AND ".join(where) if where else ""),
+                args)
+        return cursor.rowcount
+
+    def session_counts(self) -> dict[str, int]:
+        return dict(self.conn.execute(
+            "SELECT annotator, COUNT(*) FROM review_sessions GROUP BY annotator").fetchall())
 
     # -- votes ------------------------------------------------------------------
     def add_vote(self, item: ItemRecord, annotator: str, outcome: str, *,

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import REPO, CliRun
 
 from harness.metrics import sandbox as sandbox_module
 from harness.metrics.sandbox import (
@@ -27,7 +28,6 @@ from harness.metrics.sandbox import (
     detect_isolation,
 )
 from harness.store import Store
-from tests.helpers import REPO, CliRun
 
 ISOLATION = detect_isolation()
 pytestmark = pytest.mark.skipif(

@@ -26,7 +26,7 @@ from harness.types import (
 EXPECTED_TABLES = {
     "runs", "requests", "run_samples", "completions", "request_errors", "scores", "metrics",
     "models", "judgments", "campaigns", "campaign_items", "annotators", "votes", "battles",
-    "rating_snapshots", "slice_metrics", "run_invocations",
+    "rating_snapshots", "slice_metrics", "run_invocations", "review_sessions",
 }
 
 
