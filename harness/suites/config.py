@@ -279,11 +279,27 @@ def _templates(config: SuiteConfig) -> dict[str, str]:
     return found
 
 
+def _check_ids(rows: list[dict[str, Any]], id_field: str, source: str) -> None:
+    """Item ids are what runs, stored answers and votes are keyed by: each must be a
+    string or an integer, and no two items may share one."""
+    first: dict[str, int] = {}
+    for number, row in enumerate(rows, 1):
+        value = row.get(id_field)
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise SuiteError(source, "data.id_field", f"item {number}: id {value!r} is "
+                             f"{type(value).__name__}, not a string or an integer")
+        if (seen := first.setdefault(str(value), number)) != number:
+            raise SuiteError(source, "data.id_field",
+                             f"id {str(value)!r} is used by items {seen} and {number}")
+
+
 def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]],
                      fewshot_rows: list[dict[str, Any]]) -> None:
     fields = set.intersection(*(set(r) for r in rows[:1000]))
     if config.data.id_field is not None and config.data.id_field not in fields:
         raise SuiteError(source, "data.id_field", f"the data has no field {config.data.id_field!r}")
+    if config.data.id_field is not None:
+        _check_ids(rows, config.data.id_field, source)
     same_field = config.fewshot.same_field if config.fewshot else None
     if same_field is not None and same_field not in fields:
         raise SuiteError(source, "fewshot.same_field", f"the data has no field {same_field!r}")

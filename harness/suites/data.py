@@ -143,9 +143,16 @@ def _csv_rows(text: str) -> list[dict[str, Any]]:
         while True:
             start = reader.line_num + 1
             try:
-                rows.append(next(reader))
+                row = next(reader)
             except StopIteration:
                 return rows
+            header = len(reader.fieldnames or ())
+            # DictReader keeps extra cells under None and fills missing ones with None
+            count = header + len(row.get(None) or ()) if None in row else sum(
+                1 for value in row.values() if value is not None)
+            if count != header:
+                raise ValueError(f"line {start}: {count} fields, the header has {header}")
+            rows.append(row)
     except csv.Error as exc:
         raise ValueError(f"line {start}: {exc}") from None
 

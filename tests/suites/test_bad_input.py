@@ -168,7 +168,45 @@ DATA_FILES = [
      "line 1 is not UTF-8 (byte 0xe9)"),
     ("csv-unterminated-quote", "data.csv",
      b'id,question,answer\n1,q,a\n2,"never closed,b\n3,c,d\n', "line 3: unexpected end of data"),
+    ("csv-row-with-extra-cells", "data.csv", b'id,question,answer\n1,q,a\n2,q,a,EXTRA\n',
+     "line 3: 4 fields, the header has 3"),
+    ("csv-row-with-missing-cells", "data.csv", b'id,question,answer\n1,q\n',
+     "line 2: 2 fields, the header has 3"),
+    ("jsonl-line-is-a-number", "data.jsonl", b'{"id": "1", "question": "q", "answer": "a"}\n3\n',
+     "line 2 is a number, not a JSON object"),
+    ("jsonl-truncated-line", "data.jsonl", b'{"id": "1", "question": \n',
+     "line 1 is not JSON"),
+    ("only-blank-lines", "data.jsonl", b'\n\n   \n', "has no rows"),
+    ("csv-header-only", "data.csv", b'id,question,answer\n', "has no rows"),
 ]
+
+
+# item ids key runs, answers and votes: (case, rows, words the error says)
+BAD_IDS = [
+    ("duplicate-id", [{"id": "1", "question": "q", "answer": "a"},
+                      {"id": "1", "question": "q2", "answer": "b"}],
+     "id '1' is used by items 1 and 2"),
+    ("duplicate-across-types", [{"id": 7, "question": "q", "answer": "a"},
+                                {"id": "7", "question": "q2", "answer": "b"}],
+     "id '7' is used by items 1 and 2"),
+    ("object-id", [{"id": {"x": 1}, "question": "q", "answer": "a"}],
+     "item 1: id {'x': 1} is dict"),
+    ("null-id", [{"id": "1", "question": "q", "answer": "a"},
+                 {"id": None, "question": "q", "answer": "a"}], "item 2: id None is NoneType"),
+]
+
+
+@pytest.mark.parametrize(("rows", "says"), [c[1:] for c in BAD_IDS], ids=[c[0] for c in BAD_IDS])
+def test_bad_item_ids_are_refused(tmp_path: Path, rows: list[dict], says: str) -> None:
+    from harness.errors import SuiteError
+    from harness.suites.config import load_suite
+
+    (tmp_path / "suite.yaml").write_text(GOOD_SUITE)
+    _write_data(tmp_path, rows)
+    with pytest.raises(SuiteError) as raised:
+        load_suite(str(tmp_path / "suite.yaml"))
+    assert says in str(raised.value) and "data.id_field" in str(raised.value)
+    assert "\n" not in str(raised.value)
 
 
 @pytest.mark.parametrize(("name", "content", "says"), [c[1:] for c in DATA_FILES],
@@ -182,7 +220,10 @@ def test_bad_data_file_is_one_line_naming_the_line(tmp_path: Path, name: str, co
     (tmp_path / name).write_bytes(content)
     with pytest.raises(DataError) as raised:
         load_suite(str(tmp_path / "suite.yaml"))
-    assert says in str(raised.value) and "data.path" in str(raised.value)
+    # the suite file, then the field: data.path for the file, data for what it holds
+    assert says in str(raised.value)
+    assert str(raised.value).startswith((f"{tmp_path / 'suite.yaml'}: data.path: ",
+                                         f"{tmp_path / 'suite.yaml'}: data: "))
     assert raised.value.exit_code == 2 and "\n" not in str(raised.value)
 
 
