@@ -171,3 +171,55 @@ def test_prompt_and_instruction_level_accuracies() -> None:
     point, low, high = METRICS["ifeval_instruction_loose"].aggregate(  # type: ignore[attr-defined]
         [audit] * 5, seed=1)
     assert point == low == high == 1.0
+
+
+# the reference checker's rules where a natural reading differs (lm_eval 0.4.13's
+# ifeval/instructions.py; benchmarks/ifeval_agreement.py measures the agreement)
+REFERENCE_RULES: list[tuple[str, dict[str, Any], str, bool]] = [
+    # the marker is found anywhere, not only at the start of a line
+    ("detectable_content:postscript", {"postscript_marker": "P.S."},
+     "Thanks, see you. p.s. bring cake", True),
+    ("detectable_content:postscript", {"postscript_marker": "P.P.S"}, "p. p. s more", True),
+    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "PS: no dots", False),
+    # a bullet needs no space after its marker; '**' does not start one
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "-a\n-b", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "** bold\n* one", True),
+    # text in no language passes the language check
+    ("language:response_language", {"language": "de"}, "12345 67890", True),
+    # quotes around the whole response do not hide the end phrase
+    ("startend:end_checker", {"end_phrase": "Any other questions?"},
+     '"Here it is. Any other questions?"', True),
+    # an empty pair of brackets is a placeholder
+    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "[] and [x]", True),
+    # the splitter is case-sensitive, and 'SECTION1' counts
+    ("detectable_format:multiple_sections", {"section_spliter": "SECTION", "num_sections": 2},
+     "SECTION1 a SECTION 2 b", True),
+    ("detectable_format:multiple_sections", {"section_spliter": "SECTION", "num_sections": 1},
+     "section 1 a", False),
+    # paragraphs split at every "\n\n"; the n-th piece of the split is the one read
+    ("length_constraints:nth_paragraph_first_word",
+     {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"},
+     "First one.\n\n\n\nThen more.", False),
+    ("length_constraints:nth_paragraph_first_word",
+     {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"},
+     "First one.\n\n'Then,' more.", True),
+    # capital words are tokens: "DON'T" is two of them ("DO", "N'T")
+    ("change_case:capital_word_frequency", {"capital_frequency": 3,
+                                            "capital_relation": "at least"}, "DON'T GO", True),
+    # a highlight in double asterisks counts for both patterns
+    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "*a* and *b*",
+     True),
+    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "**a**", False),
+]
+
+
+@pytest.mark.parametrize(("instruction", "kwargs", "response", "expected"), REFERENCE_RULES)
+def test_rules_follow_the_reference_checker(instruction: str, kwargs: dict[str, Any],
+                                            response: str, expected: bool) -> None:
+    assert check(instruction, response, kwargs) is expected
+
+
+def test_a_blank_response_follows_nothing_even_no_commas() -> None:
+    doc = {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    assert follows(doc, "   ", loose=False) == [("punctuation:no_comma", False)]
+    assert follows(doc, "   ", loose=True) == [("punctuation:no_comma", False)]

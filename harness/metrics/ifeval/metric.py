@@ -1,9 +1,10 @@
 """IFEval's four accuracies from the instruction checks.
 
-Strict: the response as generated. Loose: an instruction counts as followed if
-any of eight variants of the response follows it: the response, without its
-first line, without its last line, without both, and each of those with every
-asterisk removed (variants that are blank are not tried). This forgives a
+Strict: the response as generated (a blank one follows no instruction). Loose: an
+instruction counts as followed if any of eight variants of the response follows
+it: the response, without its first line, without its last line, without both
+(each stripped), and each of those with every asterisk removed (blank variants are
+not tried). This forgives a
 leading "Sure, here is..." line, a trailing remark, and markdown emphasis.
 
 Prompt level: 1 if every instruction of the prompt is followed (a mean over
@@ -34,9 +35,11 @@ def _value(value: float, extracted: str | None, confidence: float | None = None
 
 
 def loose_variants(response: str) -> list[str]:
-    """The eight variants of the loose score, blank ones dropped."""
+    """The eight variants of the loose score (the trimmed ones stripped, as the
+    reference strips them), blank ones dropped."""
     lines = response.split("\n")
-    trimmed = [response, "\n".join(lines[1:]), "\n".join(lines[:-1]), "\n".join(lines[1:-1])]
+    trimmed = [response, *("\n".join(part).strip()
+                           for part in (lines[1:], lines[:-1], lines[1:-1]))]
     variants = trimmed + [t.replace("*", "") for t in trimmed]
     return [v for v in variants if v.strip()]
 
@@ -45,7 +48,8 @@ def follows(doc: dict[str, Any], response: str, loose: bool) -> list[tuple[str, 
     """(instruction id, followed) for each instruction of an IFEval row, in order."""
     ids: list[str] = list(doc["instruction_id_list"])
     kwargs: list[dict[str, Any] | None] = list(doc.get("kwargs") or [{}] * len(ids))
-    candidates = loose_variants(response) if loose else [response]
+    # a blank response follows nothing, not even "no commas" (as in the reference)
+    candidates = loose_variants(response) if loose else [response] if response.strip() else []
     results = []
     for instruction, given in zip(ids, kwargs, strict=True):
         try:
