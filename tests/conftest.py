@@ -8,9 +8,14 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-from fault_server import FakeServer, Responder, fake_servers
-from helpers import CliRun
+# each pytest-xdist worker gets sandbox uids of its own (before harness is imported), so
+# the sandbox tests' check that no program outlived its test sees only its own worker's
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+os.environ.setdefault("EVALARENA_SANDBOX_UID", str(61000 + 1000 * _WORKER))
+
+import pytest  # noqa: E402
+from fault_server import FakeServer, Responder, fake_servers  # noqa: E402
+from helpers import CliRun  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -25,8 +25,21 @@ needs_separate_user = pytest.mark.skipif(
     not ISOLATION.separate_user, reason="file protection needs the separate-user level (root)")
 
 
+def _descends_from_us(pid: str) -> bool:
+    while pid not in ("0", "1"):
+        if pid == str(os.getpid()):
+            return True
+        try:
+            pid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            return False
+    return False
+
+
 def _sandbox_processes() -> list[int]:
-    """Processes a sandbox started: running as a sandbox uid, or inside a sandbox dir."""
+    """Processes a sandbox of this test process started: running as one of its sandbox
+    uids (tests/conftest.py gives each pytest worker its own), or started by it and
+    inside a sandbox dir (levels without a uid of their own)."""
     prefix = os.path.join(tempfile.gettempdir(), "evalarena-sandbox-")
     found = []
     for entry in os.listdir("/proc"):
@@ -37,7 +50,8 @@ def _sandbox_processes() -> list[int]:
             cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
             continue
-        if SANDBOX_UID_BASE <= uid < SANDBOX_UID_BASE + 256 or cwd.startswith(prefix):
+        if (SANDBOX_UID_BASE <= uid < SANDBOX_UID_BASE + 256
+                or (cwd.startswith(prefix) and _descends_from_us(entry))):
             found.append(int(entry))
     return found
 
