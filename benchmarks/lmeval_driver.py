@@ -24,14 +24,20 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def main() -> None:
+def task_arguments() -> argparse.ArgumentParser:
+    """The options every driver takes (``lmeval_generate_driver.py`` too)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--include-path", required=True)
     parser.add_argument("--task", required=True)
     parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", required=True)
+    return parser
+
+
+def main() -> None:
+    parser = task_arguments()
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
     import torch

@@ -9,25 +9,15 @@ Like ``lmeval_driver.py`` it imports nothing from evalarena.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
 from collections import defaultdict
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from lmeval_driver import task_arguments  # also sets the offline environment
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--include-path", required=True)
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+    args = task_arguments().parse_args()
 
     import lm_eval
     from lm_eval.models.huggingface import HFLM
