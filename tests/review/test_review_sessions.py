@@ -146,3 +146,45 @@ def test_real_server_restart_and_tls_proxy_headers(db: Path) -> None:
         other = httpx.post(base + "/api/login", json={"name": "bob", "password": "bob-password"},
                            headers={"X-Forwarded-For": "198.51.100.2"})
         assert other.status_code == 200
+
+
+def test_password_hashing_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """Four logins against a real-cost argon2id hash are in flight; a request served on
+    the event loop itself (`/api/me` is async) still answers before any of them."""
+    import asyncio
+
+    from review_ui.auth import hash_password
+
+    db = tmp_path / "loop.db"
+    with Store(db) as store:
+        store.add_annotator("slow", "annotator", hash_password("slow-password"))  # RFC 9106
+        add_account(store, "fast", "fast-password")
+    service = ReviewService(db)
+    app = create_app(service, with_ui=False)
+
+    async def scenario() -> tuple[float, list[float]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            login = await client.post("/api/login",
+                                      json={"name": "fast", "password": "fast-password"})
+            token = login.cookies[COOKIE]
+            started = time.perf_counter()
+
+            async def wrong_login() -> float:
+                await client.post("/login", data={"name": "slow", "password": "not-it-at-all"})
+                return time.perf_counter() - started
+
+            async def me() -> float:
+                await asyncio.sleep(0.01)  # the logins are running
+                response = await client.get("/api/me", cookies={COOKIE: token})
+                assert response.status_code == 200
+                return time.perf_counter() - started
+
+            *logins, seen = await asyncio.gather(*(wrong_login() for _ in range(4)), me())
+            return seen, logins
+
+    try:
+        seen, logins = asyncio.run(scenario())
+    finally:
+        service.close()
+    assert seen < min(logins), f"/api/me took {seen:.3f} s; logins ended at {sorted(logins)}"
