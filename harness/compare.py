@@ -1,5 +1,6 @@
 """Comparing two stored runs of one suite, metric by metric: the library behind
-`evalarena compare` (the CLI only prints).
+`evalarena compare` (the CLI only prints); and comparing groups of one run's items
+(``run_gaps``, behind `evalarena gaps`).
 
 Items are matched by sample id in run A's order; a metric is compared when
 both runs scored it and it is a mean of per-item scores. The statistics
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 
 from harness.errors import InputError
 from harness.metrics import METRICS, AggregateMetric
+from harness.stats.gaps import GroupGap, group_gap
 from harness.stats.paired import PairedResult, compare_metric, decide
-from harness.stats.slices import cluster_labels
+from harness.stats.slices import cluster_labels, groups_of
 from harness.store import RunRecord, Store
 from harness.suites.config import SuiteConfig
 
@@ -123,3 +125,31 @@ def _clusters(store: Store, run: RunRecord) -> dict[str, str] | None:
 
 def _is_aggregate(name: str) -> bool:
     return isinstance(METRICS.get(name), AggregateMetric)
+
+
+def run_gaps(store: Store, run_id: str, field: str, metrics: list[str] | None = None, *,
+             seed: int = 0, min_items: int = 5) -> tuple[RunRecord, list[GroupGap]]:
+    """Per metric, each group's mean and the largest gap between groups, with CIs, for
+    the groups a data field puts the run's items in; from the database alone."""
+    run = store.get_run(run_id)
+    docs = {s.sample.id: s.sample.doc for s in store.run_samples(run.id)}
+    fields = set().union(*(doc.keys() for doc in docs.values())) if docs else set()
+    if field not in fields:
+        raise InputError("--by", field, "the run's items have no such field (fields: "
+                         f"{', '.join(sorted(fields)) or 'none'})")
+    rows = store.scores(run.id)
+    scored = sorted({row.metric for row in rows
+                     if not isinstance(METRICS.get(row.metric), AggregateMetric)})
+    for name in metrics or []:
+        if name not in scored:
+            raise InputError("--metric", name, "the run has no per-item scores of this metric "
+                             f"(has: {', '.join(scored) or 'none'})")
+    gaps = []
+    for name in metrics or scored:
+        values: dict[str, list[float]] = {}
+        for row in rows:
+            if row.metric == name and row.sample_id in docs and field in docs[row.sample_id]:
+                for group in groups_of(docs[row.sample_id][field]):
+                    values.setdefault(group, []).append(row.value)
+        gaps.append(group_gap(name, field, values, seed=seed, min_items=min_items))
+    return run, gaps

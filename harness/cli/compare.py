@@ -1,8 +1,11 @@
-"""The `compare` command: paired difference of two runs per metric, as a CI regression gate.
+"""The `compare` command: paired difference of two runs per metric, as a CI regression
+gate; and `gaps`: how far apart groups of one run's items score, as a fairness gate.
 
-The pairing is in harness/compare.py and the math in harness/stats/paired.py;
-this module prints. Exit codes: 0 compared, 2 bad input (one line on stderr),
-``EXIT_WORSE`` (3) with ``--fail-if-worse`` when a metric is significantly worse.
+The pairing and grouping are in harness/compare.py and the math in
+harness/stats/paired.py and harness/stats/gaps.py; this module prints. Exit codes: 0
+done, 2 bad input (one line on stderr), ``EXIT_WORSE`` (3) with ``--fail-if-worse``
+when a metric is significantly worse, or with ``--max-gap`` when a gap's lower bound
+is above it.
 """
 
 from __future__ import annotations
@@ -87,6 +90,58 @@ def _no_nan(row: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
+def gaps(
+    run_id: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
+    by: Annotated[str, typer.Option(help="Data field whose values group the items "
+                                    "(a list value puts an item in each of its groups).")],
+    db: DbOption = DEFAULT_DB,
+    metric: Annotated[list[str] | None, typer.Option(
+        help="Only this metric (repeat for several; default: every per-item metric).")]
+        = None,
+    max_gap: Annotated[float | None, typer.Option(
+        min=0.0, help=f"Exit {EXIT_WORSE} when a metric's largest gap is above this even at "
+                      "the lower end of its 95% CI.")] = None,
+    min_items: Annotated[int, typer.Option(
+        min=1, help="Groups with fewer items are shown but left out of the gap.")] = 5,
+    format: Annotated[ReportFormat, typer.Option(help="text or json.")] = ReportFormat.TEXT,
+    seed: Annotated[int, typer.Option(help="Seed for the bootstrap.")] = 0,
+) -> None:
+    """Score each group of a run's items apart: per-group means and the largest gap between
+    groups, each with a 95% bootstrap CI (docs/beyond_accuracy.md)."""
+    from harness.compare import run_gaps
+
+    with open_existing(db) as store:
+        run, found = run_gaps(store, run_id, by, metric, seed=seed, min_items=min_items)
+    above = [g.metric for g in found
+             if max_gap is not None and not math.isnan(g.ci_low) and g.ci_low > max_gap]
+    if format == "json":
+        out.print_json(json.dumps({"run": run.id, "by": by, "max_gap": max_gap,
+                                   "above": above, "metrics": [_no_nan(asdict(g)) for g in found]}))
+    else:
+        for gap in found:
+            out.print(_gap_table(run, gap))
+    if above:
+        if format == "text":
+            err.print(f"evalarena: {run.id}: the gap between {by} groups is above {max_gap} on "
+                      f"{', '.join(above)}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_WORSE)
+
+
+def _gap_table(run: Any, gap: Any) -> Table:
+    summary = ("fewer than two groups with enough items" if math.isnan(gap.gap) else
+               f"largest gap {gap.gap:.4f} [{gap.ci_low:.4f}, {gap.ci_high:.4f}] "
+               f"({gap.best} − {gap.worst})")
+    table = Table(title=f"{run.suite} · run {run.id} · {gap.metric} by {gap.field} · {summary}")
+    for column in ("group", "n", "mean [95% CI]"):
+        table.add_column(column, justify="left" if column == "group" else "right",
+                         overflow="fold")
+    for group in gap.groups:
+        table.add_row(group.group, str(group.n),
+                      f"{group.mean:.4f} [{group.ci_low:.4f}, {group.ci_high:.4f}]")
+    return table
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `evalarena` app."""
     app.command()(compare)
+    app.command()(gaps)

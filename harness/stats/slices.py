@@ -62,7 +62,7 @@ def check_stats(config: StatsConfig, suite_file: Path, rows: list[dict[str, Any]
             raise SuiteError(source, where, f"the data has no field {field!r} "
                              f"(fields: {', '.join(sorted(fields))})")
     for i, field in enumerate(config.slices):
-        groups = {g for row in rows for g in _groups(row[field])}
+        groups = {g for row in rows for g in groups_of(row[field])}
         if len(groups) > MAX_GROUPS:
             raise SuiteError(source, f"stats.slices.{i}", f"{field!r} has {len(groups)} distinct "
                              f"values (at most {MAX_GROUPS}); a slice groups items")
@@ -79,7 +79,8 @@ def item_groups(config: StatsConfig | None, sample: Sample,
     """The (slice, group) pairs an item belongs to; an unanswered item has no token length."""
     if config is None:
         return []
-    found = [(field, group) for field in config.slices for group in _groups(sample.doc.get(field))]
+    found = [(field, group) for field in config.slices
+             for group in groups_of(sample.doc.get(field))]
     buckets = config.length
     if buckets is not None:
         length: int | None
@@ -140,7 +141,8 @@ def _display_order(item: tuple[tuple[str, str], list[int]]) -> tuple[str, float,
     return name, 0.0, group
 
 
-def _groups(value: Any) -> list[str]:
+def groups_of(value: Any) -> list[str]:
+    """The groups a data field's value puts an item in: each element of a list."""
     if isinstance(value, list | tuple):
         return sorted({_text(v) for v in value})
     return [_text(value)]
