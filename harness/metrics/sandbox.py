@@ -250,14 +250,17 @@ def _bubblewrap(bwrap: str, workdir: Path) -> list[str]:
         argv.append("--unshare-user")
     for name, value in _environment(workdir).items():
         argv += ["--setenv", name, value]
-    argv += ["--ro-bind", "/usr", "/usr"]
+    # the sandbox's own /proc, /dev and /tmp first: a tree bound later under one of them
+    # (a checkout in /tmp with its venv) stays visible instead of being covered
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
+             "--perms", "1777", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):  # merged /usr: keep the link, not a second mount
             argv += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    made: set[str] = set()
+    made = {"/tmp", "/dev", "/dev/shm", "/proc", "/usr", "/etc"}  # exist, modes set above
     for tree in _interpreter_trees():
         # bwrap would copy the modes of the host's parents (/root is 0700), hiding the
         # tree from the sandbox's uid: make them searchable first
@@ -266,9 +269,7 @@ def _bubblewrap(bwrap: str, workdir: Path) -> list[str]:
                 made.add(str(parent))
                 argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", tree, tree]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
-             "--perms", "1777", "--tmpfs", "/tmp",
-             "--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     return argv
 
 
