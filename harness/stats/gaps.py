@@ -7,11 +7,12 @@ group's items within the group (so every group keeps its size), recomputes the g
 means, and takes the largest minus the smallest. The interval is the 2.5th to 97.5th
 percentile of that gap over the rounds.
 
-Limits (docs/beyond_accuracy.md): the bootstrap of a maximum is biased upward for
-small groups (a noisy group is likelier to be the best or the worst in a round), so a
-gate on the interval's lower bound is the conservative reading; groups smaller than
-``min_items`` are reported but left out of the gap; an item whose field holds a list
-counts in each of its groups, which the resampling treats as independent.
+Limits (docs/beyond_accuracy.md): the gap and its bootstrap are biased upward when
+groups are small and many (a noisy group is likelier to be the best or the worst), so
+even the interval's lower bound can sit above the true gap; groups smaller than
+``min_items`` are reported but left out of the gap for that reason. An item whose
+field holds a list counts in each of its groups, which the resampling treats as
+independent.
 """
 
 from __future__ import annotations
