@@ -47,6 +47,7 @@ def run_evalarena(db: Path, items: int, seed: int, batch_size: int) -> list[dict
         scores = {(row.sample_id, row.metric): row for row in store.scores(outcome.run_id)}
         answers = store.completions(request.key for _, request in plan.items)
     return [{"id": sample.id, "text": request.text, "answer": sample.doc["answer"],
+             "target": str(sample.target),
              "generated": answers[request.key].texts[0],
              **{metric: scores[(sample.id, metric)].value for metric in FILTERS.values()}}
             for sample, request in plan.items]
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # scoring alone: evalarena's filters over lm_eval's own texts, every item
     rescored = sum(all(float(cleaned(filtered(theirs["docs"][o["id"]]["text"],
                                               name == "flexible-extract"))
-                             == cleaned(o["answer"].split("####")[-1].strip()))
+                             == cleaned(o["target"]))
                        == theirs["docs"][o["id"]][name]["score"] for name in FILTERS)
                    for o in ours)
     print(f"{len(ours)} GSM8K items (seed {args.seed}), 5-shot, greedy, 256 tokens, "

@@ -144,12 +144,12 @@ def run_gaps(store: Store, run_id: str, field: str, metrics: list[str] | None = 
         if name not in scored:
             raise InputError("--metric", name, "the run has no per-item scores of this metric "
                              f"(has: {', '.join(scored) or 'none'})")
-    gaps = []
-    for name in metrics or scored:
-        values: dict[str, list[float]] = {}
-        for row in rows:
-            if row.metric == name and row.sample_id in docs and field in docs[row.sample_id]:
-                for group in groups_of(docs[row.sample_id][field]):
-                    values.setdefault(group, []).append(row.value)
-        gaps.append(group_gap(name, field, values, seed=seed, min_items=min_items))
-    return run, gaps
+    wanted = metrics or scored
+    values: dict[str, dict[str, list[float]]] = {name: {} for name in wanted}
+    for row in rows:  # one pass: metric -> group -> per-item values
+        doc = docs.get(row.sample_id)
+        if row.metric in values and doc is not None and field in doc:
+            for group in groups_of(doc[field]):
+                values[row.metric].setdefault(group, []).append(row.value)
+    return run, [group_gap(name, field, values[name], seed=seed, min_items=min_items)
+                 for name in wanted]

@@ -126,14 +126,10 @@ def _session(request: Request) -> Session:
 def _set_cookie(response: Any, session: Session, request: Request) -> None:
     """Secure when the request came over HTTPS, and always with ``secure_cookies`` (set
     behind a TLS proxy, where the app itself speaks plain HTTP to the proxy)."""
-    secure = request.url.scheme == "https" or request.app.state.secure_cookies
+    state = request.app.state
     response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", path="/",
-                        secure=secure, max_age=int(_service_of(request).sessions.max_age_s))
-
-
-def _service_of(request: Request) -> ReviewService:
-    service: ReviewService = request.app.state.service
-    return service
+                        secure=request.url.scheme == "https" or state.secure_cookies,
+                        max_age=state.cookie_max_age)
 
 
 def _client(request: Request) -> str:
@@ -148,8 +144,8 @@ def create_app(service: ReviewService, *, with_ui: bool = True,
     ``secure_cookies``: mark the session cookie Secure even on plain HTTP (behind a TLS
     proxy; docs/review.md)."""
     app = FastAPI(title="evalarena review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.service = service
     app.state.secure_cookies = secure_cookies
+    app.state.cookie_max_age = int(service.sessions.max_age_s)  # the session's absolute end
 
     @app.exception_handler(ReviewError)
     async def _review_error(_: Request, exc: ReviewError) -> JSONResponse:

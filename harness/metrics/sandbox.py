@@ -109,6 +109,7 @@ class Isolation:
     separate_user: bool  # cannot touch the caller's files; process limit enforced
     filesystem: bool = False  # private mount namespace: no home, databases, host /tmp
     fallback: str | None = None  # why no stronger level is in use
+    bwrap: str | None = None  # the bubblewrap executable, at the bubblewrap level
 
     @property
     def full(self) -> bool:
@@ -171,7 +172,7 @@ def detect_isolation() -> Isolation:
     else:
         problem = _probe("bubblewrap", bwrap)
         if problem is None:
-            return Isolation("bubblewrap", True, True, root, filesystem=True)
+            return Isolation("bubblewrap", True, True, root, filesystem=True, bwrap=bwrap)
         why = f"bubblewrap cannot make its namespaces here ({problem})"
     unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
     if unshare and setpriv and root and _probe("separate_user") is None:
@@ -323,7 +324,8 @@ class Sandbox:
             if self.isolation.separate_user:
                 for path in (workdir, workdir / "program.py", workdir / "wrapper.py"):
                     os.chown(path, uid, uid)
-            command = _command(self.isolation.level, self.limits, uid, workdir, _bwrap())
+            command = _command(self.isolation.level, self.limits, uid, workdir,
+                               self.isolation.bwrap)
             return _execute(command, workdir, _environment(workdir), self.limits.timeout_s)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
