@@ -20,6 +20,7 @@ from harness.stats.paired import PairedResult, compare_metric, decide
 from harness.stats.slices import cluster_labels, groups_of
 from harness.store import RunRecord, Store
 from harness.suites.config import SuiteConfig
+from harness.suites.turns import effective_stats
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,11 @@ def _by_metric(store: Store, run_id: str) -> dict[str, dict[str, float]]:
 
 def _clusters(store: Store, run: RunRecord) -> dict[str, str] | None:
     """Cluster label per sample id when run A's suite names a ``stats.cluster`` field."""
-    config = SuiteConfig.model_validate(run.manifest["suite"]["config"])
-    if config.stats is None or config.stats.cluster is None:
+    stats = effective_stats(SuiteConfig.model_validate(run.manifest["suite"]["config"]))
+    if stats is None or stats.cluster is None:
         return None
     samples = [s.sample for s in store.run_samples(run.id)]
-    labels = cluster_labels(config.stats, samples) or []
+    labels = cluster_labels(stats, samples) or []
     return dict(zip((s.id for s in samples), labels, strict=True))
 
 

@@ -36,6 +36,7 @@ from harness.store import RunRecord, ScoreRow, Store, utc_now
 from harness.suites.config import Suite, SuiteConfig, load_suite
 from harness.suites.data import keeps
 from harness.suites.requests import build_requests
+from harness.suites.turns import effective_stats, next_turn, split_turn_id, turn_count
 from harness.types import Completion, MetricSummary, Request, Sample, SliceSummary
 
 GC_YOUNG_THRESHOLD = 5000  # allocations between young collections while generating
@@ -108,36 +109,49 @@ def restrict(suite: Suite, where: dict[str, list[str]], max_tokens: int | None) 
 
 def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
             progress: Progress | None = None) -> RunOutcome:
+    """Generate what the store lacks, then score. A conversation goes turn by turn: each
+    turn's requests are built from the stored answers to the turn before."""
     now = utc_now()
+    config = plan.suite.config
+    turns = turn_count(config)
     store.upsert_run(RunRecord(
         plan.run_id, plan.model.identity, plan.suite.name, plan.suite.hash, "running",
-        plan.limit, plan.seed, len(plan.items),
+        plan.limit, plan.seed, len(plan.items) * turns,
         build_manifest(plan.suite, plan.model.identity, plan.limit, plan.seed,
                        local_model=plan.model.scheme != "openai"), now, now,
     ))
-    store.add_run_samples(plan.run_id, plan.items)
-    unique = {r.key: r for _, r in plan.items}
-    done = store.completed_keys(unique)
-    pending = [k for k in unique if k not in done]
-    generated = 0
-    if pending:
-        meter = InvocationMeter()  # this invocation's efficiency KPIs (stats/efficiency.py)
-        backend = backend_factory()
-        meter.loaded()
-        try:
-            generated = generate_missing(store, plan.run_id, backend, list(unique.values()), done,
-                                  progress)
-        except KeyboardInterrupt:
-            store.set_run_status(plan.run_id, "interrupted")
-            raise
-        except BaseException:
-            store.set_run_status(plan.run_id, "failed")
-            raise
-        finally:
-            backend.close()
-            if progress is not None:
-                progress.close()
-        store.record_invocation(plan.run_id, meter.finish(backend.model_id))
+    order = {split_turn_id(s.id)[0] if turns > 1 else s.id: i
+             for i, (s, _) in enumerate(plan.items)}
+    loader = _LazyBackend(backend_factory)
+    generated = reused = 0
+    items = plan.items
+    try:
+        for turn in range(1, turns + 1):
+            positions = [order[split_turn_id(s.id)[0]] * turns + turn - 1 if turns > 1 else
+                         order[s.id] for s, _ in items]
+            store.add_run_samples(plan.run_id, items, positions)
+            unique = {r.key: r for _, r in items}
+            done = store.completed_keys(unique)
+            reused += len(done)
+            if len(done) < len(unique):
+                generated += generate_missing(store, plan.run_id, loader.get(),
+                                              list(unique.values()), done, progress)
+            if turn < turns:
+                answers = store.completions(unique)
+                items = next_turn(config, str(plan.suite.file), items,
+                                  {s.id: answers[r.key].texts[0] for s, r in items
+                                   if r.key in answers and answers[r.key].texts})
+    except KeyboardInterrupt:
+        store.set_run_status(plan.run_id, "interrupted")
+        raise
+    except BaseException:
+        store.set_run_status(plan.run_id, "failed")
+        raise
+    finally:
+        loader.close()
+        if progress is not None and loader.used:
+            progress.close()
+    loader.record(store, plan.run_id)
     try:
         summaries = score_run(store, plan.run_id)
     except BaseException:
@@ -145,7 +159,36 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
         raise
     errors = len(store.latest_errors(plan.run_id))
     store.set_run_status(plan.run_id, "completed" if not errors else "completed_with_errors")
-    return RunOutcome(plan.run_id, generated, len(done), errors, summaries)
+    return RunOutcome(plan.run_id, generated, reused, errors, summaries)
+
+
+class _LazyBackend:
+    """The backend, loaded the first time a request is missing (a run with nothing
+    pending never loads the model), with this invocation's efficiency meter."""
+
+    def __init__(self, factory: Callable[[], Backend]) -> None:
+        self.factory = factory
+        self.backend: Backend | None = None
+        self.meter: InvocationMeter | None = None
+
+    @property
+    def used(self) -> bool:
+        return self.backend is not None
+
+    def get(self) -> Backend:
+        if self.backend is None:
+            self.meter = InvocationMeter()  # this invocation's KPIs (stats/efficiency.py)
+            self.backend = self.factory()
+            self.meter.loaded()
+        return self.backend
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+    def record(self, store: Store, run_id: str) -> None:
+        if self.backend is not None and self.meter is not None:
+            store.record_invocation(run_id, self.meter.finish(self.backend.model_id))
 
 
 def generate_missing(store: Store, run_id: str, backend: Backend, requests: list[Request],
@@ -240,14 +283,15 @@ def score_all(config: SuiteConfig, scored: Sequence[tuple[Sample, Completion | N
     and the breakdowns the suite's ``stats:`` block asks for; CIs resample whole
     clusters when it names a cluster field (docs/statistics.md)."""
     extraction: Extraction = config.extract
+    stats = effective_stats(config)  # a conversation's metrics are also given per turn
     rows: list[ScoreRow] = []
     summaries: list[MetricSummary] = []
     slices: list[SliceSummary] = []
     missing = sum(1 for _, c in scored if c is None)
     answered = [(s, c) for s, c in scored if c is not None]
-    clusters = cluster_labels(config.stats, [s for s, _ in answered])
-    groups = [item_groups(config.stats, s, c) for s, c in answered]
-    missing_groups = [item_groups(config.stats, s, None) for s, c in scored if c is None]
+    clusters = cluster_labels(stats, [s for s, _ in answered])
+    groups = [item_groups(stats, s, c) for s, c in answered]
+    missing_groups = [item_groups(stats, s, None) for s, c in scored if c is None]
     for name in config.metrics:
         metric = METRICS[name]
         if isinstance(metric, BatchMetric):

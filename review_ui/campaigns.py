@@ -117,6 +117,19 @@ def _prompt(request: Request) -> str:
     return users[-1] if users else request.messages[-1].content
 
 
+def _conversation(request: Request, turn: int, answer: str) -> tuple[str, str]:
+    """A later turn of a conversation (a suite's ``prompt.turns``), as the annotator reads
+    it: every user message so far, and this model's own earlier answers before the one
+    to rate (in a pairwise item each side shows its own conversation)."""
+    messages = [m for m in request.messages or () if m.role != "system"]
+    users = [m.content for m in messages if m.role == "user"][-turn:]
+    earlier = [m.content for m in messages if m.role == "assistant"][-(turn - 1):]
+    prompt = "\n\n".join(f"**User, turn {i}:**\n\n{text}" for i, text in enumerate(users, 1))
+    shown = [f"*Earlier answer, turn {i}:*\n\n{text}" for i, text in enumerate(earlier, 1)]
+    shown.append(f"**The answer to rate, turn {turn}:**\n\n{answer}")
+    return prompt, "\n\n---\n\n".join(shown)
+
+
 def _answers(store: Store, run: RunRecord) -> dict[str, tuple[int, str, str]]:
     """sample id -> (position, prompt, first generated text) for answered samples."""
     samples = store.run_samples(run.id)
@@ -126,8 +139,13 @@ def _answers(store: Store, run: RunRecord) -> dict[str, tuple[int, str, str]]:
         completion = completions.get(stored.request_key)
         if completion is None or not completion.texts:
             continue
-        prompt = _prompt(store.get_request(stored.request_key))
-        found[stored.sample.id] = (stored.position, prompt, completion.texts[0])
+        request = store.get_request(stored.request_key)
+        turn = stored.sample.doc.get("turn") if "conversation" in stored.sample.doc else None
+        if isinstance(turn, int) and turn > 1:
+            prompt, output = _conversation(request, turn, completion.texts[0])
+        else:
+            prompt, output = _prompt(request), completion.texts[0]
+        found[stored.sample.id] = (stored.position, prompt, output)
     return found
 
 

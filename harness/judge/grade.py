@@ -18,6 +18,7 @@ what is missing and then derives the same rows an uninterrupted run would.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,9 +33,11 @@ from harness.judge.prompts import retry_messages
 from harness.judge.verdicts import combine_pair_outcomes, combine_scores, pair_outcome
 from harness.runner import Progress, generate_missing
 from harness.stats.bootstrap import bootstrap_mean_ci
+from harness.stats.slices import cluster_labels, item_groups, summarize_slices
 from harness.store import ScoreRow, Store
 from harness.store.judgments import BattleRow, JudgmentRow
-from harness.types import Completion, MetricSummary, Request
+from harness.suites.turns import effective_stats
+from harness.types import Completion, MetricSummary, Request, Sample
 
 BackendFactory = Callable[[str], Backend]  # judge model identity -> backend
 ProgressFactory = Callable[[str], Progress]
@@ -216,10 +219,13 @@ def _store_scores(store: Store, plan: JudgePlan,
                   units: list[tuple[str, str, str | None]],
                   verdicts: dict[tuple[str, str, str, str | None, bool], str]
                   ) -> dict[str, MetricSummary]:
-    """Each contestant's grades, as a judge metric of its run (with a bootstrap CI)."""
+    """Each contestant's grades, as a judge metric of its run (with a bootstrap CI), and
+    broken down as the suite's statistics ask (a conversation's: per turn, and CIs that
+    resample whole conversations)."""
     summaries = {}
+    stats = effective_stats(plan.suite.config)
     for contestant in plan.contestants:
-        rows, missing = [], 0
+        rows, missing, ungraded = [], 0, []
         for sample_id, model_a, _ in units:
             if model_a != contestant.name:
                 continue
@@ -228,15 +234,28 @@ def _store_scores(store: Store, plan: JudgePlan,
             value = combine_scores(grades, plan.combine)
             if value is None:
                 missing += 1
+                ungraded.append(sample_id)
                 continue
             rows.append(ScoreRow(sample_id, plan.metric, value,
                                  ",".join(f"{g:g}" for g in grades)))
-        mean, low, high = bootstrap_mean_ci([r.value for r in rows],
-                                            seed=store.get_run(contestant.run_id).seed)
+        seed = store.get_run(contestant.run_id).seed
+        samples = [Sample(r.sample_id, contestant.docs[r.sample_id], None) for r in rows]
+        clusters = cluster_labels(stats, samples)
+        mean, low, high = bootstrap_mean_ci([r.value for r in rows], seed=seed,
+                                            clusters=clusters)
         summary = MetricSummary(plan.metric, mean, low, high, len(rows), missing)
-        store.replace_judge_scores(contestant.run_id, plan.metric, rows, summary)
+        slices = summarize_slices(
+            plan.metric, rows, [item_groups(stats, s, None) for s in samples],
+            [item_groups(stats, Sample(i, contestant.docs[i], None), None) for i in ungraded],
+            clusters, functools.partial(_mean_ci, seed=seed))
+        store.replace_judge_scores(contestant.run_id, plan.metric, rows, summary, slices)
         summaries[contestant.name] = summary
     return summaries
+
+
+def _mean_ci(rows: list[ScoreRow], clusters: list[str] | None, seed: int
+             ) -> tuple[float, float, float]:
+    return bootstrap_mean_ci([r.value for r in rows], seed=seed, clusters=clusters)
 
 
 def _store_battles(store: Store, plan: JudgePlan,

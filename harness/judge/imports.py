@@ -25,6 +25,7 @@ from harness.runner import score_run
 from harness.store import RunRecord, Store, utc_now
 from harness.suites.config import Suite
 from harness.suites.requests import build_requests, select_rows
+from harness.suites.turns import next_turn, split_turn_id, turn_count, turn_id
 from harness.types import Completion, Request, Sample
 
 _NAME = re.compile(r"^[\w.:@+-]+$")
@@ -78,7 +79,8 @@ def plan_import(file: Path, suite: Suite, name: str | None = None, id_field: str
     except UnicodeDecodeError:
         raise InputError(source, None, "not UTF-8 text") from None
     known = {sample_id for sample_id, _ in select_rows(suite, None, 0)}
-    answers: dict[str, str] = {}
+    turns = turn_count(suite.config)
+    answers: dict[str, str | list[str]] = {}
     names: set[str] = set()
     for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): see data.py
         if not line.strip():
@@ -93,7 +95,13 @@ def plan_import(file: Path, suite: Suite, name: str | None = None, id_field: str
             answer = field_value(row, answer_field)
         except KeyError as exc:
             raise InputError(source, f"{where}: {exc.args[0]}", "missing") from None
-        if not isinstance(answer, str):
+        if turns > 1:
+            if not (isinstance(answer, list) and len(answer) == turns
+                    and all(isinstance(a, str) for a in answer)):
+                raise InputError(source, f"{where}: {answer_field}", f"suite {suite.name!r} "
+                                 f"has {turns} turns: the answer must be a list of {turns} "
+                                 "strings, one per turn")
+        elif not isinstance(answer, str):
             raise InputError(source, f"{where}: {answer_field}",
                              f"the answer must be a string, not {type(answer).__name__}")
         if item not in known:
@@ -121,11 +129,30 @@ def plan_import(file: Path, suite: Suite, name: str | None = None, id_field: str
     file_hash = hashlib.sha256(raw).hexdigest()[:16]
     run_id = hashlib.sha256(json.dumps([model, suite.hash, "import", file_hash]).encode()
                             ).hexdigest()[:12]
-    items = [(sample, request, answers[sample.id])
-             for sample, request in build_requests(suite, model, None, 0)
-             if sample.id in answers]
     fields = {"id_field": id_field, "answer_field": answer_field, "model_field": model_field}
-    return ImportPlan(run_id, model, suite, file, file_hash, fields, items)
+    return ImportPlan(run_id, model, suite, file, file_hash, fields,
+                      _import_items(suite, model, answers))
+
+
+def _import_items(suite: Suite, model: str, answers: dict[str, str | list[str]]
+                  ) -> list[tuple[Sample, Request, str]]:
+    """The suite's requests for the imported items with their answers; a conversation's
+    turns are built one after another from the imported answers to the turns before."""
+    if turn_count(suite.config) == 1:
+        return [(sample, request, str(answers[sample.id]))
+                for sample, request in build_requests(suite, model, None, 0)
+                if sample.id in answers]
+    current = [(s, r) for s, r in build_requests(suite, model, None, 0)
+               if split_turn_id(s.id)[0] in answers]
+    items: list[tuple[Sample, Request, str]] = []
+    while current:
+        given = {s.id: answers[item][turn - 1] for s, _ in current
+                 for item, turn in [split_turn_id(s.id)]}
+        items += [(s, r, given[s.id]) for s, r in current]
+        current = next_turn(suite.config, str(suite.file), current, given)
+    position = {s.id: i for i, (s, _, _) in enumerate(items)}
+    return sorted(items, key=lambda x: (position[turn_id(split_turn_id(x[0].id)[0], 1)],
+                                        split_turn_id(x[0].id)[1]))
 
 
 def execute_import(store: Store, plan: ImportPlan) -> ImportOutcome:

@@ -19,12 +19,13 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.judge import likelihood
-from harness.judge.prompts import JudgeTemplate, Mode
+from harness.judge.prompts import JudgeTemplate, Mode, Turn
 from harness.judge.verdicts import Combine
 from harness.store import Store
 from harness.suites.config import Suite
 from harness.suites.data import fingerprint, load_rows
 from harness.suites.judge_block import JudgeConfig, render
+from harness.suites.turns import split_turn_id, turn_count, turn_id, user_message
 from harness.types import GenerationParams, Request, RequestKind
 
 IMPORT_PREFIX = "import:"
@@ -191,6 +192,11 @@ def plan_judging(suite: Suite, mode: Mode, template: JudgeTemplate, config: Judg
                 config.policy, _question_template(suite, config), config.reference, data_hash]
     if config.verdict != "generate":  # kept out otherwise: existing judge ids stay valid
         settings.append(config.verdict)
+    if turn_count(suite.config) > 1:  # and so for the later turns' prompts
+        if template.multi_turn is None:
+            raise InputError("--template", template.name, "this template cannot grade the "
+                             "later turns of a conversation (it has no multi-turn prompts)")
+        settings.append(template.multi_turn_hash)
     members = tuple(
         Judge(f"{label or judge_label(identity)}-{_hash([identity, *settings])}", identity,
               label or judge_label(identity))
@@ -203,21 +209,47 @@ def plan_judging(suite: Suite, mode: Mode, template: JudgeTemplate, config: Judg
 
 def _question_template(suite: Suite, config: JudgeConfig) -> str:
     prompt = suite.config.prompt
+    if config.question is None and prompt.turns is not None:
+        return json.dumps(prompt.turns)  # each turn's own user message
     return config.question or prompt.user or prompt.text or ""
 
 
 def _texts(plan: JudgePlan, sample_id: str, doc: dict[str, Any]) -> tuple[str, str | None]:
+    """The question and the reference answer the judge is shown for one sample (a turn,
+    for a conversation: its user message, and the reference to that turn)."""
     source = str(plan.suite.file)
     context = {**doc, "doc": doc}
-    question = render(source, "judge.question", _question_template(plan.suite, plan.config),
-                      context, sample_id)
+    conversation = plan.suite.config.prompt.turns is not None
+    item = split_turn_id(sample_id)[0] if conversation else sample_id
+    if conversation and plan.config.question is None:
+        question = user_message(plan.suite.config, source, doc, split_turn_id(sample_id)[1],
+                                sample_id)
+    else:
+        question = render(source, "judge.question",
+                          _question_template(plan.suite, plan.config), context, sample_id)
     reference = None
     if plan.config.reference is not None:
-        if sample_id in plan.references:
-            context["ref"] = plan.references[sample_id]
+        if item in plan.references:
+            context["ref"] = plan.references[item]
         reference = render(source, "judge.reference", plan.config.reference, context,
                            sample_id).strip() or None
     return question, reference
+
+
+def _earlier_turns(plan: JudgePlan, sample_id: str, first: Contestant,
+                   second: Contestant | None) -> tuple[Turn, ...]:
+    """A later turn's conversation so far, as the judge sees it (A's answers first)."""
+    if plan.suite.config.prompt.turns is None:
+        return ()
+    item, turn = split_turn_id(sample_id)
+    earlier = []
+    for number in range(1, turn):
+        earlier_id = turn_id(item, number)
+        question, reference = _texts(plan, earlier_id, first.docs[earlier_id])
+        answers = (first.answers[earlier_id],) if second is None else \
+            (first.answers[earlier_id], second.answers[earlier_id])
+        earlier.append(Turn(question, answers, reference))
+    return tuple(earlier)
 
 
 def build_slots(plan: JudgePlan) -> list[Slot]:
@@ -239,10 +271,13 @@ def build_slots(plan: JudgePlan) -> list[Slot]:
             question, reference = _texts(plan, sample_id, first.docs[sample_id])
             answer_a = first.answers[sample_id]
             answer_b = second.answers[sample_id] if second is not None else None
+            earlier = _earlier_turns(plan, sample_id, first, second)
             orders = [(False, (answer_a,))] if answer_b is None else \
                 [(False, (answer_a, answer_b)), (True, (answer_b, answer_a))]
             for swapped, shown in orders:
-                messages = plan.template.render(question, shown, reference)
+                history = tuple(Turn(t.question, t.answers[::-1] if swapped else t.answers,
+                                     t.reference) for t in earlier)
+                messages = plan.template.render(question, shown, reference, history)
                 request = Request(RequestKind.LOGLIKELIHOOD, judge.identity, messages=messages,
                                   continuations=verdict_tokens) if by_likelihood else \
                     Request(RequestKind.GENERATE, judge.identity, messages=messages,

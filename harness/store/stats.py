@@ -18,6 +18,17 @@ class StatsTables(Tables):
         """Called inside ``replace_scores``'s transaction: slices follow the scores."""
         self.conn.execute("DELETE FROM slice_metrics WHERE run_id=? AND metric NOT LIKE 'judge:%'",
                           (run_id,))
+        self._insert_slices(run_id, slices)
+
+    def write_metric_slices(self, run_id: str, metric: str,
+                            slices: Sequence[SliceSummary]) -> None:
+        """One metric's breakdowns (a judge metric's), replaced inside the caller's
+        transaction."""
+        self.conn.execute("DELETE FROM slice_metrics WHERE run_id=? AND metric=?",
+                          (run_id, metric))
+        self._insert_slices(run_id, slices)
+
+    def _insert_slices(self, run_id: str, slices: Sequence[SliceSummary]) -> None:
         self.conn.executemany(
             "INSERT INTO slice_metrics (run_id, metric, slice, slice_group, value, ci_low, "
             "ci_high, n, n_errors) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -33,6 +33,9 @@ _ENV = TemplateEnvironment(keep_trailing_newline=True)  # sandboxed: suites are 
 compile_template = lru_cache(maxsize=256)(_ENV.from_string)  # each template is compiled once
 # names a template may use besides the data's own fields
 _BUILTINS = {"choices", "doc", "range", "loop", "true", "false", "none"}
+# what each turn of a conversation adds to its item's data row: the turn's number (from 1)
+# and the item's id, which the turns of one conversation share (its cluster)
+TURN_FIELDS = ("turn", "conversation")
 
 
 class _Strict(BaseModel):
@@ -40,10 +43,13 @@ class _Strict(BaseModel):
 
 
 class PromptConfig(_Strict):
-    """Either a chat prompt (``system`` + ``user``) or a plain ``text`` prompt."""
+    """A chat prompt (``system`` + ``user``), a plain ``text`` prompt, or a conversation
+    (``system`` + ``turns``: one user message per turn, each turn sent with the model's
+    own earlier answers; harness/suites/turns.py)."""
 
     system: str | None = None
     user: str | None = None
+    turns: list[str] | None = Field(None, min_length=1)
     text: str | None = None
     preamble: str | None = None  # text prompts: rendered once, before the few-shot examples
 
@@ -137,7 +143,8 @@ class Suite:
 
 # fields added after suites had stored runs, with their default: left out of the hash while
 # at that default, so a suite that does not use a new field keeps its hash (and its run ids)
-_ADDED_DEFAULTS: dict[tuple[str, str], Any] = {("fewshot", "sampler"): "random"}
+_ADDED_DEFAULTS: dict[tuple[str, str], Any] = {("fewshot", "sampler"): "random",
+                                               ("prompt", "turns"): None}
 
 
 def _drop_added_defaults(config: dict[str, Any]) -> None:
@@ -213,17 +220,27 @@ def load_suite(name_or_path: str) -> Suite:
     _check_metric_needs(config, source, rows)
     if config.judge is not None:
         fields = set.intersection(*(set(r) for r in rows[:1000]))
-        check_judge(config.judge, config.kind, file, fields)
+        if config.prompt.turns is not None:
+            fields |= set(TURN_FIELDS)
+        check_judge(config.judge, config.kind, file, fields, config.prompt.turns is not None)
     if config.stats is not None:
-        check_stats(config.stats, file, rows)
+        check_stats(config.stats, file, [{**r, **dict.fromkeys(TURN_FIELDS, "")} for r in rows]
+                    if config.prompt.turns is not None else rows)
     data_hash = fingerprint(config.data, file)
     return Suite(config, file, rows, fewshot_rows, data_hash)
 
 
 def _check_shape(config: SuiteConfig, source: str) -> None:
     prompt = config.prompt
-    if (prompt.text is None) == (prompt.user is None):
-        raise SuiteError(source, "prompt", "give either 'user' (chat) or 'text' (plain)")
+    if sum(x is not None for x in (prompt.text, prompt.user, prompt.turns)) != 1:
+        raise SuiteError(source, "prompt",
+                         "give one of 'user' (chat), 'text' (plain) or 'turns' (conversation)")
+    if prompt.turns is not None:
+        if config.kind != "generate":
+            raise SuiteError(source, "prompt.turns", "a conversation is a generate suite")
+        if config.fewshot is not None:
+            raise SuiteError(source, "fewshot", "a conversation ('prompt.turns') takes no "
+                             "few-shot examples")
     if prompt.text is not None and prompt.system is not None:
         raise SuiteError(source, "prompt.system", "a plain 'text' prompt has no system message")
     if prompt.preamble is not None and prompt.text is None:
@@ -270,7 +287,9 @@ def _check_metric_needs(config: SuiteConfig, source: str, rows: list[dict[str, A
 
 
 def _templates(config: SuiteConfig) -> dict[str, str]:
-    found = {f"prompt.{k}": v for k, v in config.prompt.model_dump().items() if v is not None}
+    found = {f"prompt.{k}": v for k, v in config.prompt.model_dump().items()
+             if v is not None and k != "turns"}
+    found.update({f"prompt.turns.{i}": t for i, t in enumerate(config.prompt.turns or [])})
     found["target"] = config.target
     if config.choices is not None:
         found["choices.template"] = config.choices.template
@@ -300,6 +319,11 @@ def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]
         raise SuiteError(source, "data.id_field", f"the data has no field {config.data.id_field!r}")
     if config.data.id_field is not None:
         _check_ids(rows, config.data.id_field, source)
+    if config.prompt.turns is not None:
+        taken = sorted(fields & set(TURN_FIELDS))
+        if taken:
+            raise SuiteError(source, "prompt.turns", f"a conversation adds the field "
+                             f"{taken[0]!r} to each turn, and the data already has one")
     same_field = config.fewshot.same_field if config.fewshot else None
     if same_field is not None and same_field not in fields:
         raise SuiteError(source, "fewshot.same_field", f"the data has no field {same_field!r}")
@@ -314,7 +338,9 @@ def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]
         except jinja2.TemplateSyntaxError as exc:
             raise SuiteError(source, where, f"template syntax error: {exc.message}") from None
         allowed = fields | _BUILTINS | ({"choice", "label"} if where == "choices.template"
-                                        else set())
+                                        else set()) | (set(TURN_FIELDS)
+                                                       if where.startswith("prompt.turns")
+                                                       else set())
         if where == "fewshot.answer":
             allowed = allowed & (set.intersection(*(set(r) for r in fewshot_rows[:1000]))
                                  | _BUILTINS)

@@ -43,8 +43,10 @@ class JudgeConfig(BaseModel):
         return self.single if mode == "single" else self.pairwise
 
 
-def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[str]) -> None:
-    """Validate a judge block against the suite's data before anything runs."""
+def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[str],
+                conversation: bool = False) -> None:
+    """Validate a judge block against the suite's data before anything runs; a
+    conversation's templates must be able to grade its later turns."""
     source = str(suite_file)
     if kind != "generate":
         raise SuiteError(source, "judge", "only a generate suite can be judged")
@@ -53,7 +55,10 @@ def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[st
     for mode in ("single", "pairwise"):
         name = config.template_name(mode)
         if name is not None:
-            resolve_template(name, mode, suite_file, f"judge.{mode}")
+            template = resolve_template(name, mode, suite_file, f"judge.{mode}")
+            if conversation and template.multi_turn is None:
+                raise SuiteError(source, f"judge.{mode}", f"template {name!r} cannot grade "
+                                 "the later turns of a conversation (no multi-turn prompts)")
     for field, text, extra in (("judge.question", config.question, set()),
                                ("judge.reference", config.reference, {"ref"})):
         if text is None:

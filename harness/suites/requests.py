@@ -16,6 +16,7 @@ import jinja2
 
 from harness.errors import SuiteError
 from harness.suites.config import Suite, SuiteConfig, compile_template
+from harness.suites.turns import turn_doc, turn_id, user_message
 from harness.types import GenerationParams, Message, Request, RequestKind, Sample
 
 
@@ -31,7 +32,10 @@ def select_rows(suite: Suite, limit: int | None, seed: int) -> list[tuple[str, d
 
 def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
                    ) -> list[tuple[Sample, Request]]:
-    """Every sample of the run with its request. Pure: touches no database."""
+    """Every sample of the run with its request. Pure: touches no database.
+
+    For a conversation these are its first turns; the runner builds each later turn
+    from the stored answers to the one before (harness/suites/turns.py)."""
     config = suite.config
     source = str(suite.file)
     gen = config.generation
@@ -39,6 +43,9 @@ def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
                               gen.n, gen.seed)
     built = []
     for sample_id, row in select_rows(suite, limit, seed):
+        if config.prompt.turns is not None:
+            built.append(_first_turn(suite, model_id, sample_id, row, params))
+            continue
         choices = _choices(config, row)
         context = {**row, "doc": row, "choices": list(choices)}
         target = _render(source, "target", config.target, context, sample_id).strip()
@@ -57,6 +64,22 @@ def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
                                sample_id, params, ())
         built.append((sample, request))
     return built
+
+
+def _first_turn(suite: Suite, model_id: str, item_id: str, row: dict[str, Any],
+                params: GenerationParams) -> tuple[Sample, Request]:
+    config = suite.config
+    source = str(suite.file)
+    sample_id = turn_id(item_id, 1)
+    doc = turn_doc(row, item_id, 1)
+    context = {**doc, "doc": doc, "choices": []}
+    target = _render(source, "target", config.target, context, sample_id).strip()
+    messages = [] if config.prompt.system is None else [
+        Message("system", _render(source, "prompt.system", config.prompt.system, context,
+                                  sample_id))]
+    messages.append(Message("user", user_message(config, source, doc, 1, sample_id)))
+    return (Sample(sample_id, doc, target, ()),
+            Request(RequestKind.GENERATE, model_id, messages=tuple(messages), params=params))
 
 
 def _request(suite: Suite, kind: RequestKind, model_id: str, context: dict[str, Any],

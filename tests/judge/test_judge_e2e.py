@@ -1,4 +1,5 @@
-"""End to end on this machine: the embedded model answers 20 MT-Bench questions and
+"""End to end on this machine: the embedded model answers both turns of 10 MT-Bench
+questions (20 answers: the second turn sent after its own first answer) and
 judges them itself, through the transformers backend and through the openai
 backend against a real ``transformers serve``, single and pairwise; a judging
 killed with SIGKILL resumes without asking the judge anything twice.
@@ -52,27 +53,30 @@ def _cli(folder: Path, *args: str, env: dict[str, str] | None = None,
 
 @pytest.fixture(scope="module")
 def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """MT-Bench with short answers: 20 by the embedded model, 80 canned ones imported."""
+    """MT-Bench with short answers: 10 conversations (20 turns) by the embedded model,
+    80 canned two-turn ones imported."""
     folder = tmp_path_factory.mktemp("judge-e2e")
     suite = (REPO / "tasks" / "mt-bench.yaml").read_text()
     suite = suite.replace("  max_tokens: 1024\n", f"  max_tokens: {ANSWER_TOKENS}\n")
     suite = suite.replace("  max_tokens: 512\n", f"  max_tokens: {JUDGE_TOKENS}\n")
     (folder / "mt-bench.yaml").write_text(suite)
     started = time.monotonic()
-    _cli(folder, "run", "--model", "smollm2-135m", "--suite", "mt-bench.yaml", "--limit", "20",
+    _cli(folder, "run", "--model", "smollm2-135m", "--suite", "mt-bench.yaml", "--limit", "10",
          "--db", "j.db", "--quiet")
     with Store(folder / "j.db") as store:
         [run] = store.list_runs()
-        chosen = sorted(s.sample.id for s in store.run_samples(run.id))
+        turns = sorted(s.sample.id for s in store.run_samples(run.id))
+    chosen = sorted({t.split("#")[0] for t in turns})
     ids = [str(row["question_id"]) for row in _questions()]
-    assert len(chosen) == 20
-    canned = {i: "I am not sure, sorry." for i in ids}
-    canned.update(zip(chosen[:2], INJECTIONS, strict=True))
+    assert len(turns) == 20 and len(chosen) == 10
+    canned = {i: ["I am not sure, sorry.", "Still not sure."] for i in ids}
+    for i, injection in zip(chosen[:2], INJECTIONS, strict=True):
+        canned[i] = [injection, "Same as before."]
     (folder / "canned.jsonl").write_text("".join(
         json.dumps({"question_id": int(i), "answer": a}) + "\n" for i, a in canned.items()))
     _cli(folder, "import", "canned.jsonl", "--suite", "mt-bench.yaml", "--name", "canned",
          "--id-field", "question_id", "--db", "j.db")
-    print(f"\n20 answers by smollm2-135m + 80 imported: {time.monotonic() - started:.0f} s")
+    print(f"\n20 answers by smollm2-135m + 160 imported: {time.monotonic() - started:.0f} s")
     return folder
 
 
