@@ -47,15 +47,15 @@ demo: install
 	@# the same weights on the vLLM engine, in process, loaded once for five suites
 	$(BIN)/evalarena run --model '$(DEMO_VLLM)' --suite smoke --suite smoke-mc --suite hellaswag \
 	    --suite mmlu --suite gsm8k-0shot --limit 100 --db $(DEMO_DB)
-	@# all 80 MT-Bench questions (first turns) on vLLM
+	@# all 80 MT-Bench questions, both turns (the second sent after the model's own first answer), on vLLM
 	$(BIN)/evalarena run --model '$(DEMO_VLLM)' --suite mt-bench --max-tokens 384 --db $(DEMO_DB)
 	$(BIN)/evalarena runs --db $(DEMO_DB)
 	@# a judge leaderboard of three systems: the embedded model's MT-Bench answers and the two
-	@# imported sets of reference answers, judged pairwise (both orders) by the embedded model
+	@# imported sets of two-turn reference answers, judged pairwise per turn (both orders) by the embedded model
 	@# reading its verdict probabilities (docs/judge.md, "likelihood"), on the reasoning
 	@# questions (on this CPU a judgment of ~1,500 tokens takes ~2 s; drop --where for all 30
 	@# questions that have reference answers)
-	for name in gpt-4 gpt-4-0125-preview; do $(BIN)/evalarena import "$$($(BIN)/python -c 'import mtbench_evaluator, os; print(os.path.dirname(mtbench_evaluator.__file__))')/$(MTBENCH_REF)/$$name.jsonl" --suite mt-bench --name $$name --id-field question_id --answer-field choices.0.turns.0 --db $(DEMO_DB) || exit 1; done
+	for name in gpt-4 gpt-4-0125-preview; do $(BIN)/evalarena import "$$($(BIN)/python -c 'import mtbench_evaluator, os; print(os.path.dirname(mtbench_evaluator.__file__))')/$(MTBENCH_REF)/$$name.jsonl" --suite mt-bench --name $$name --id-field question_id --answer-field choices.0.turns --db $(DEMO_DB) || exit 1; done
 	$(BIN)/evalarena judge --suite mt-bench --mode pairwise --verdict likelihood --judge smollm2-135m --model 'smollm2-vllm=$(DEMO_VLLM)' --model import:gpt-4 --model import:gpt-4-0125-preview --baseline smollm2-vllm --where category=reasoning --db $(DEMO_DB)
 	$(BIN)/evalarena leaderboard --source judge --db $(DEMO_DB)
 	$(BIN)/evalarena publish --source judge --out results/site --db $(DEMO_DB)
