@@ -235,7 +235,7 @@ def test_mt_bench_both_turns_on_the_embedded_model_killed_between_turns(
         assert outcome.generated == 4 and outcome.reused == 4
         stored = _by_sample(store, plan.run_id)
         assert len(stored) == 8
-        for sample_id, (request, texts) in stored.items():
+        for sample_id, (request, _texts) in stored.items():
             item, turn = sample_id.split("#")
             if turn == "2":
                 assert request.messages[1].content == stored[f"{item}#1"][1][0].strip()  # type: ignore
@@ -257,7 +257,7 @@ def test_mt_bench_both_turns_on_the_embedded_model_killed_between_turns(
                        if m.metric == judging.metric)
         assert overall.n == 8 and 1 <= overall.ci_low <= overall.value <= overall.ci_high <= 10
         assert overall.value == pytest.approx(sum(t.value for t in turns.values()) / 2)
-        print(f"\nMT-Bench, 4 conversations, embedded model judging itself: "
+        print("\nMT-Bench, 4 conversations, embedded model judging itself: "
               + ", ".join(f"turn {g}: {t.value:.2f} [{t.ci_low:.2f}, {t.ci_high:.2f}] "
                           f"n={t.n}" for g, t in sorted(turns.items()))
               + f"; overall {overall.value:.2f} [{overall.ci_low:.2f}, {overall.ci_high:.2f}]")
