@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -30,7 +28,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from lmeval_common import LMEVAL_PYTHON, plain_config, require_lmeval  # noqa: E402
+from lmeval_common import require_lmeval, run_generate  # noqa: E402
 
 TASK = "evalarena_gsm8k_same_prompts"
 FILTERS = {"strict-match": "gsm8k_strict_match", "flexible-extract": "gsm8k_flexible_extract"}
@@ -86,23 +84,6 @@ def write_task(workdir: Path, ours: list[dict[str, Any]]) -> Path:
     return task_dir
 
 
-def run_lmeval(workdir: Path, task_dir: Path, batch_size: int) -> dict[str, Any]:
-    from harness.backends.embedded import converted_model_dir
-
-    out = workdir / "lmeval.json"
-    command = [str(LMEVAL_PYTHON), str(HERE / "lmeval_generate_driver.py"),
-               "--model-dir", str(plain_config(converted_model_dir(), workdir)),
-               "--include-path", str(task_dir), "--task", TASK,
-               "--batch-size", str(batch_size), "--out", str(out)]
-    env = {**os.environ, "HF_DATASETS_CACHE": str(workdir / "hf_datasets"),
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"lm_eval run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    return result
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=50)
@@ -115,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="evalarena-gsm8k-") as tmp:
         workdir = Path(tmp)
         ours = run_evalarena(workdir / "gsm8k.db", args.items, args.seed, args.batch_size)
-        theirs = run_lmeval(workdir, write_task(workdir, ours), args.batch_size)
+        theirs = run_generate(workdir, write_task(workdir, ours), TASK, args.batch_size)
     same_text = [o for o in ours if theirs["docs"][o["id"]]["text"] == o["generated"]]
     same_scores = sum(all(theirs["docs"][o["id"]][name]["score"] == o[metric]
                           for name, metric in FILTERS.items()) for o in same_text)

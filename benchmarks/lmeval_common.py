@@ -206,6 +206,25 @@ def run_lmeval(workdir: Path, task_dir: Path, model_dir: Path, batch_size: int,
     )
 
 
+def run_generate(workdir: Path, task_dir: Path, task: str, batch_size: int) -> dict[str, Any]:
+    """An lm_eval generate_until task on the embedded model (lmeval_generate_driver.py):
+    per document the generated text and each filter's answer and score."""
+    from harness.backends.embedded import converted_model_dir
+
+    out = workdir / "lmeval.json"
+    command = [str(LMEVAL_PYTHON), str(Path(__file__).with_name("lmeval_generate_driver.py")),
+               "--model-dir", str(plain_config(converted_model_dir(), workdir)),
+               "--include-path", str(task_dir), "--task", task,
+               "--batch-size", str(batch_size), "--out", str(out)]
+    env = {**os.environ, "HF_DATASETS_CACHE": str(workdir / "hf_datasets"),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"lm_eval run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return result
+
+
 @dataclass(frozen=True)
 class EvalarenaResult:
     acc: float

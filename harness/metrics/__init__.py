@@ -3,14 +3,20 @@
 Suites name metrics from ``METRICS``; the names are validated, so a typo fails at
 load time, not after a long run. ``base.py`` holds the base types, the
 protocols and the registry; each family (``choice``, ``text``, ``code``, ``gsm8k``,
-``ifeval``) imports only ``base`` and registers its metrics with
+``math_answer``, ``ifeval``) imports only ``base`` and registers its metrics with
 ``register_metric``. This module imports every family, so whichever module of
 the package is imported first, the registry is complete.
 """
 
 from __future__ import annotations
 
-from harness.metrics import choice, code, gsm8k, text  # noqa: F401  (they register metrics)
+from harness.metrics import (  # noqa: F401  (they register metrics)
+    choice,
+    code,
+    gsm8k,
+    math_answer,
+    text,
+)
 from harness.metrics.base import (
     METRICS,
     AggregateMetric,

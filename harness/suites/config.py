@@ -63,6 +63,9 @@ class ChoicesConfig(_Strict):
     pattern: str | None = None
     template: str = " {{ choice }}"  # the continuation scored for each choice
     labels: list[str] | None = None  # letters a target may name instead of an index
+    # set: each item's choices are put in an order drawn from this seed and the item's
+    # row, and the target follows its choice (GPQA, whose data lists the right answer first)
+    shuffle: int | None = None
 
 
 class FewshotConfig(_Strict):
@@ -144,12 +147,17 @@ class Suite:
 # fields added after suites had stored runs, with their default: left out of the hash while
 # at that default, so a suite that does not use a new field keeps its hash (and its run ids)
 _ADDED_DEFAULTS: dict[tuple[str, str], Any] = {("fewshot", "sampler"): "random",
-                                               ("prompt", "turns"): None}
+                                               ("prompt", "turns"): None,
+                                               ("choices", "shuffle"): None,
+                                               ("data", "more_paths"): [],
+                                               ("fewshot.data", "more_paths"): []}
 
 
 def _drop_added_defaults(config: dict[str, Any]) -> None:
     for (block, field), default in _ADDED_DEFAULTS.items():
-        values = config.get(block)
+        values: Any = config
+        for name in block.split("."):  # a block inside a block: "fewshot.data"
+            values = values.get(name) if isinstance(values, dict) else None
         if isinstance(values, dict) and values.get(field) == default:
             del values[field]
 

@@ -31,7 +31,8 @@ class DataSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     path: str | None = None
-    package: str | None = None  # an installed Python package that ships the file
+    more_paths: list[str] = []  # further files of the same data, their rows appended in order
+    package: str | None = None  # an installed Python package that ships the files
     hf: HubDataset | None = None
     id_field: str | None = None  # default: the row's position
     skip_rows: int = 0  # leading rows that are not data (stray headers)
@@ -46,10 +47,24 @@ class DataSource(BaseModel):
             raise ValueError("give exactly one of 'path' or 'hf'")
         if self.package is not None and self.path is None:
             raise ValueError("'package' needs 'path' (the file inside the package)")
+        if self.more_paths and self.path is None:
+            raise ValueError("'more_paths' needs 'path' (the first file)")
         return self
 
 
-def resolve_path(source: DataSource, suite_file: Path, field: str) -> Path:
+def resolve_paths(source: DataSource, suite_file: Path, field: str) -> list[tuple[Path, str]]:
+    """Each data file with the field that names it (``data.path``, ``data.more_paths.0``)."""
+    assert source.path is not None
+    found = [(resolve_path(source, suite_file, field), f"{field}.path")]
+    for i, more in enumerate(source.more_paths):
+        where = f"{field}.more_paths.{i}"
+        found.append((resolve_path(source.model_copy(update={"path": more}), suite_file,
+                                   field, where), where))
+    return found
+
+
+def resolve_path(source: DataSource, suite_file: Path, field: str,
+                 where: str | None = None) -> Path:
     assert source.path is not None
     if source.package is not None:
         spec = importlib.util.find_spec(source.package)
@@ -65,7 +80,7 @@ def resolve_path(source: DataSource, suite_file: Path, field: str) -> Path:
         if not path.is_absolute():
             path = suite_file.parent / path
     if not path.is_file():
-        raise DataError(str(suite_file), f"{field}.path", f"no data file at {path}")
+        raise DataError(str(suite_file), where or f"{field}.path", f"no data file at {path}")
     return path
 
 
@@ -74,11 +89,12 @@ def load_rows(source: DataSource, suite_file: Path, field: str = "data") -> list
     if source.hf is not None:
         rows = _load_hub(source.hf, suite_file, field)
     else:
-        path = resolve_path(source, suite_file, field)
-        try:
-            rows = _read_file(path)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise DataError(str(suite_file), f"{field}.path", f"cannot read {path}: {exc}") from exc
+        rows = []
+        for path, where in resolve_paths(source, suite_file, field):
+            try:
+                rows += _read_file(path)
+            except (OSError, ValueError, UnicodeDecodeError) as exc:
+                raise DataError(str(suite_file), where, f"cannot read {path}: {exc}") from exc
     rows = [row for row in rows[source.skip_rows:]
             if not any(str(row.get(f)) in values for f, values in source.exclude.items())
             and keeps(source, row)]
@@ -96,7 +112,10 @@ def fingerprint(source: DataSource, suite_file: Path, field: str = "data") -> st
     """Hash of the data's bytes (or hub coordinates), so changed data means a new run."""
     if source.hf is not None:
         return hashlib.sha256(source.hf.model_dump_json().encode()).hexdigest()[:16]
-    return hashlib.sha256(resolve_path(source, suite_file, field).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for path, _ in resolve_paths(source, suite_file, field):  # one file: its bytes' hash
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _read_file(path: Path) -> list[dict[str, Any]]:

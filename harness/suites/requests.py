@@ -8,6 +8,8 @@ the item's id.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 from typing import Any
@@ -49,7 +51,8 @@ def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
         choices = _choices(config, row)
         context = {**row, "doc": row, "choices": list(choices)}
         target = _render(source, "target", config.target, context, sample_id).strip()
-        sample = Sample(sample_id, row, _target_value(config, target, choices, source, sample_id),
+        sample = Sample(sample_id, row, _target_value(config, target, choices, source, sample_id,
+                                                      _order(config, row, len(choices))),
                         choices)
         shots = _fewshot(suite, sample_id, row)
         if config.kind == "multiple_choice":
@@ -124,7 +127,8 @@ def _shot_answer(suite: Suite, row: dict[str, Any], sample_id: str) -> str:
     if config.fewshot.answer is not None:
         return _render(str(suite.file), "fewshot.answer", config.fewshot.answer, context, sample_id)
     target = _render(str(suite.file), "target", config.target, context, sample_id).strip()
-    index = _target_value(config, target, choices, str(suite.file), sample_id)
+    index = _target_value(config, target, choices, str(suite.file), sample_id,
+                          _order(config, row, len(choices)))
     assert config.choices is not None and isinstance(index, int)
     return _render(str(suite.file), "choices.template", config.choices.template,
                    _choice_context(config, context, choices, index), sample_id)
@@ -160,6 +164,12 @@ def _fewshot(suite: Suite, sample_id: str, row: dict[str, Any]) -> list[dict[str
 
 
 def _choices(config: SuiteConfig, row: dict[str, Any]) -> tuple[str, ...]:
+    """The item's choices, in the order they are shown (``_order``)."""
+    listed = _listed_choices(config, row)
+    return tuple(listed[i] for i in _order(config, row, len(listed)))
+
+
+def _listed_choices(config: SuiteConfig, row: dict[str, Any]) -> tuple[str, ...]:
     if config.choices is None:
         return ()
     if config.choices.fields is not None:
@@ -173,8 +183,22 @@ def _choices(config: SuiteConfig, row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(c) for c in row[config.choices.field or ""])
 
 
+def _order(config: SuiteConfig, row: dict[str, Any], n: int) -> list[int]:
+    """Shown position -> listed index. With ``choices.shuffle`` the order is drawn from
+    the seed and the row itself, so an item's order is the same whether it is asked or
+    shown as another item's example, and does not depend on --limit."""
+    seed = config.choices.shuffle if config.choices is not None else None
+    order = list(range(n))
+    if seed is not None:
+        row_hash = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode())
+        random.Random(f"{seed}:{row_hash.hexdigest()}").shuffle(order)
+    return order
+
+
 def _target_value(config: SuiteConfig, target: str, choices: tuple[str, ...], source: str,
-                  sample_id: str) -> str | int:
+                  sample_id: str, order: list[int] | None = None) -> str | int:
+    """The reference answer; for multiple choice the right choice's shown position (the
+    target names it by its listed index or label, before any shuffle)."""
     if config.kind != "multiple_choice":
         return target
     labels = (config.choices.labels if config.choices else None) or []
@@ -187,7 +211,7 @@ def _target_value(config: SuiteConfig, target: str, choices: tuple[str, ...], so
                          f"item {sample_id}: {target!r} is neither a choice index nor a label")
     if not 0 <= index < len(choices):
         raise SuiteError(source, "target", f"item {sample_id}: choice {index} out of range")
-    return index
+    return order.index(index) if order is not None else index
 
 
 def _render(source: str, field: str, template: str, context: dict[str, Any],

@@ -21,7 +21,7 @@ KNOWN_SIZES = {
     "smoke": 24, "smoke-mc": 24, "gsm8k": 1319, "gsm8k-0shot": 1319, "mmlu": 14042,
     "mmlu-gen": 14042, "hellaswag": 100, "truthfulqa-mc1": 100, "ifeval": 541,
     "boolq": 3270, "piqa": 1500, "nq-open": 1769, "mt-bench": 80, "arena-hard": 750,
-    "humaneval": 164,
+    "humaneval": 164, "gpqa-diamond": 198, "aime2025": 30,
 }
 SHIPPED = sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
 
