@@ -8,6 +8,12 @@ and chrF, which sacrebleu reports on 0-100, are divided by 100. They are
 sentence-level scores averaged over items (with the usual bootstrap CI), which
 is not the same number as corpus BLEU over the whole run.
 
+``nq_open_exact_match`` is lm-evaluation-harness's ``nq_open`` scoring (0.4.13): the
+answer stripped, then for answer and each reference its ``exact_match`` options in
+its order (the articles "The ", "A ", "An " and lowercase forms with their space
+removed, lowercased, every ASCII punctuation mark removed, spaces kept), right if
+any reference matches.
+
 ``maj@k`` reads an answer from each of the n sampled texts and votes;
 ``ece`` is a run-level number (an ``AggregateMetric``), not a mean.
 """
@@ -32,6 +38,7 @@ from harness.types import Completion, Sample
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ARTICLE_WITH_SPACE = re.compile(r"\b(?:The |the |An |A |a |an )")  # nq_open's regex
 
 
 def _value(value: float, extracted: str | None, confidence: float | None = None
@@ -218,6 +225,25 @@ class CalibrationError:
         return point, float(low), float(high)
 
 
+def nq_open_normalize(text: str) -> str:
+    return _ARTICLE_WITH_SPACE.sub("", text).lower().translate(_PUNCTUATION)
+
+
+@dataclass(frozen=True)
+class NQOpenMatch:
+    name: str = "nq_open_exact_match"
+    kind: Literal["generate", "multiple_choice"] = "generate"
+    higher_is_better: bool = True
+
+    def __call__(self, sample: Sample, completion: Completion,
+                 extraction: Extraction) -> MetricValue:
+        answer = completion.texts[0].strip()
+        mine = nq_open_normalize(answer)
+        right = any(mine == nq_open_normalize(ref) for ref in references(sample.target))
+        return _value(float(right), answer)
+
+
+register_metric(NQOpenMatch())
 for _measure in ("token_f1", "exact_match_any", "rouge_l", "bleu", "chrf"):
     register_metric(OverlapMetric(_measure, _measure))
 register_metric(MajorityAtK())

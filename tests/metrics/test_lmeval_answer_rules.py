@@ -1,7 +1,10 @@
-"""``aime_exact_match``: lm_eval 0.4.13's aime answer rule (the expected values were
-checked against lm_eval's own ``process_results`` by benchmarks/aime_agreement.py)."""
+"""Answer rules that follow lm_eval 0.4.13: ``aime_exact_match`` (its aime
+``process_results``; the expected values were checked against lm_eval's own code by
+benchmarks/generate_agreement.py) and ``nq_open_exact_match`` (its nq_open scoring)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -44,3 +47,18 @@ def test_normalisation_steps() -> None:
     assert normalised("\\frac12") == "\\frac{1}{2}"
     assert normalised("\\frac1{7}") == "\\frac{1}{7}"
     assert normalised("50\\%") == "50"
+
+
+@pytest.mark.parametrize(("answer", "refs", "right"), [
+    (" The Beatles", ["Beatles"], True),            # stripped, article and its space dropped
+    ("beatles.", ["The Beatles"], True),            # case and punctuation
+    ("Sebastian  Vettel", ["Sebastian Vettel"], False),  # spaces are kept as they are
+    ("Britain", ["British", "Great Britain"], False),
+    ("Great Britain", ["British", "Great Britain"], True),  # any reference
+    ("Theory", ["ory"], False),                     # "The" only with its space
+    ("a cat", ["cat"], True),
+])
+def test_nq_open_exact_match(answer: str, refs: list[str], right: bool) -> None:
+    metric = METRICS["nq_open_exact_match"]
+    value = metric(Sample("1", {}, json.dumps(refs)), Completion(texts=(answer,)), Extraction())
+    assert value.value == float(right)
