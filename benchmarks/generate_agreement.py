@@ -1,5 +1,5 @@
 """Generation suites against lm_eval 0.4.13 on the embedded model: ``aime2025`` against
-``aime25`` and ``nq-open`` against ``nq_open``.
+``aime25``, ``nq-open`` against ``nq_open`` and ``mmlu-gen`` against ``mmlu_generative``.
 
 1. generation and scoring: evalarena's prompts go to lm_eval as a local task with the
    reference task's stop sequences, filters and scoring (for aime25 its own
@@ -13,6 +13,7 @@
 
     .venv/bin/python benchmarks/generate_agreement.py --suite aime2025 --max-tokens 256
     .venv/bin/python benchmarks/generate_agreement.py --suite nq-open --items 100
+    .venv/bin/python benchmarks/generate_agreement.py --suite mmlu-gen --items 100
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "process_results": True,
         "metric_list": [{"metric": "exact_match", "aggregation": "mean",
                          "higher_is_better": True}],
+    },
+    "mmlu-gen": {
+        "metric": "exact_match", "filter": "get_response", "until": ["</s>", "\n"],
+        "filter_list": [{"name": "get_response", "filter": [
+            {"function": "regex", "regex_pattern": "^(.*?)(?=\\n|$)"},
+            {"function": "remove_whitespace"},
+            {"function": "regex", "regex_pattern": "^(.*?)\\s*$"},
+            {"function": "take_first"}]}],
+        "metric_list": [{"metric": "exact_match", "aggregation": "mean",
+                         "higher_is_better": True, "ignore_punctuation": True,
+                         "ignore_case": True}],
     },
     "nq-open": {
         "metric": "nq_open_exact_match", "filter": "remove_whitespace",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar, runtime_checkable
@@ -21,9 +22,10 @@ from harness.types import Completion, Sample
 
 Normalizer = Literal[
     "strip", "lower", "remove_commas", "remove_dollar", "remove_trailing_period",
-    "collapse_spaces", "number",
+    "collapse_spaces", "number", "remove_punctuation",
 ]
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 class Extraction(BaseModel):
@@ -66,6 +68,8 @@ def normalize(text: str, steps: list[Normalizer]) -> str:
             text = " ".join(text.split())
         elif step == "number":
             text = _canonical_number(text)
+        elif step == "remove_punctuation":  # ASCII punctuation, as lm_eval's ignore_punctuation
+            text = text.translate(_NO_PUNCTUATION)
     return text
 
 

@@ -155,9 +155,9 @@ def test_bad_choice_sources_name_the_field(tmp_path: Path, choices: dict[str, ob
     ("gsm8k-0shot", "The answer is: 18.", "18"),
     ("gsm8k-0shot", "She pays 5 + 3 = 8 dollars", "8"),  # no phrase: the last number
     ("gsm8k-0shot", "I am not sure.", None),
-    ("mmlu-gen", " B. Because the contract was void", "B"),
-    ("mmlu-gen", " I think (C)", "C"),
-    ("mmlu-gen", " a lot", None),
+    ("mmlu-gen", " B.", "b"),  # lm_eval's rule: the first line, case and punctuation ignored
+    ("mmlu-gen", " (C)\nbecause", "c"),
+    ("mmlu-gen", " B. Because the contract was void", "b because the contract was void"),
 ])
 def test_new_generate_suites_extract_answers(name: str, text: str, expected: str | None
                                              ) -> None:
