@@ -42,6 +42,10 @@ CONTINUATIONS = (" (A)", " (B)", " (C)", " (D)")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=None,
+                        help="score a seeded subset (lm_eval's own order is still drawn over "
+                             "all 198 rows, as its task does)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -52,16 +56,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.runner import execute, plan_run
     from harness.store import Store
 
-    plan = plan_run("gpqa-diamond", f"smollm2-135m?batch_size={args.batch_size}")
-    rows = plan.suite.rows
+    everything = plan_run("gpqa-diamond", f"smollm2-135m?batch_size={args.batch_size}")
+    plan = plan_run("gpqa-diamond", f"smollm2-135m?batch_size={args.batch_size}",
+                    limit=args.items, seed=args.seed)
+    rows = everything.suite.rows
     orders = [[[str(row[f]) for f in LISTED].index(c) for c in sample.choices]
-              for (sample, _), row in zip(plan.items, rows, strict=True)]
+              for (sample, _), row in zip(everything.items, rows, strict=True)]
+    position = {sample.id: i for i, (sample, _) in enumerate(everything.items)}
     with tempfile.TemporaryDirectory(prefix="evalarena-gpqa-") as tmp:
         work = Path(tmp)
         (work / "in.json").write_text(json.dumps({"rows": rows, "orders": orders}))
         subprocess.run([str(LMEVAL_PYTHON), str(DRIVER), str(work / "in.json"),
                         str(work / "out.json")], check=True)
-        reference = json.loads((work / "out.json").read_text())
+        drawn = json.loads((work / "out.json").read_text())
+        reference = {key: [drawn[key][position[s.id]] for s, _ in plan.items]
+                     for key in ("for_our_order", "own")}
         with Store(work / "g.db") as store:
             outcome = execute(store, plan, lambda: load_backend(plan.model))
             answers = store.completions(r.key for _, r in plan.items)
@@ -70,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (work / "a").mkdir()
         on_ours = run_lmeval(work / "a", write_lmeval_task(work / "a", ours_items),
                              converted_model_dir(), args.batch_size, args.threads)
-        own_items = [(s.id, d["prompt"], CONTINUATIONS, d["gold"])
+        own_items: list[tuple[str, str, tuple[str, ...], int]] = [
+            (s.id, d["prompt"], CONTINUATIONS, d["gold"])
                      for (s, _), d in zip(plan.items, reference["own"], strict=True)]
         (work / "b").mkdir()
         on_own = run_lmeval(work / "b", write_lmeval_task(work / "b", own_items),
@@ -93,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     draws = rng.integers(0, n, size=(10_000, n))
     deltas = (right_ours[draws].mean(axis=1) - right_own[draws].mean(axis=1)) * 100
     low, high = np.percentile(deltas, [2.5, 97.5])
-    print(f"gpqa-diamond: {n} items, embedded model, float32 CPU, lm_eval 0.4.13")
+    print(f"gpqa-diamond: {n} items (seed {args.seed}), embedded model, float32 CPU, "
+          "lm_eval 0.4.13")
     print(f"prompt: lm_eval's doc_to_text on evalarena's choice order identical {same_prompt}/{n},"
           f" same right letter {same_gold}/{n}")
     print(f"scoring, same prompts: accuracy evalarena {100 * acc:.2f}  lm_eval "

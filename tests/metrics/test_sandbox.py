@@ -66,7 +66,9 @@ def no_leftover_processes() -> Iterator[None]:
     assert _sandbox_processes() == [], "the sandbox left processes behind"
 
 
-def _sandbox(timeout_s: float = 3.0, **limits: int) -> Sandbox:
+def _sandbox(timeout_s: float = 15.0, **limits: int) -> Sandbox:
+    # generous: a loaded 2-core machine can take seconds to start python in bwrap; the
+    # tests of the limit itself pass a short one
     return Sandbox(Limits(timeout_s=timeout_s, **limits), workers=2)
 
 
