@@ -31,6 +31,17 @@ from harness.suites.templates import TemplateEnvironment
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"  # the repository's tasks/
 _ENV = TemplateEnvironment(keep_trailing_newline=True)  # sandboxed: suites are shared files
 compile_template = lru_cache(maxsize=256)(_ENV.from_string)  # each template is compiled once
+
+
+def render_item(source: str, field: str, template: str, context: dict[str, Any],
+                sample_id: str) -> str:
+    """One template over one item; a failure is an input error naming field and item."""
+    try:
+        return compile_template(template).render(context)
+    except jinja2.UndefinedError as exc:
+        raise SuiteError(source, field, f"item {sample_id}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise SuiteError(source, field, f"item {sample_id}: {exc}") from None
 # names a template may use besides the data's own fields
 _BUILTINS = {"choices", "doc", "range", "loop", "true", "false", "none"}
 # what each turn of a conversation adds to its item's data row: the turn's number (from 1)

@@ -14,10 +14,8 @@ import random
 import re
 from typing import Any
 
-import jinja2
-
 from harness.errors import SuiteError
-from harness.suites.config import Suite, SuiteConfig, compile_template
+from harness.suites.config import Suite, SuiteConfig, render_item
 from harness.suites.turns import turn_doc, turn_id, user_message
 from harness.types import GenerationParams, Message, Request, RequestKind, Sample
 
@@ -214,11 +212,4 @@ def _target_value(config: SuiteConfig, target: str, choices: tuple[str, ...], so
     return order.index(index) if order is not None else index
 
 
-def _render(source: str, field: str, template: str, context: dict[str, Any],
-            sample_id: str) -> str:
-    try:
-        return compile_template(template).render(context)
-    except jinja2.UndefinedError as exc:
-        raise SuiteError(source, field, f"item {sample_id}: {exc.message}") from None
-    except jinja2.TemplateError as exc:
-        raise SuiteError(source, field, f"item {sample_id}: {exc}") from None
+_render = render_item

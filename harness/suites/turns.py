@@ -18,11 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jinja2
-
-from harness.errors import SuiteError
 from harness.stats.slices import StatsConfig
-from harness.suites.config import SuiteConfig, compile_template
+from harness.suites.config import SuiteConfig, render_item
 from harness.types import Message, Request, Sample
 
 SEPARATOR = "#"
@@ -56,10 +53,7 @@ def user_message(config: SuiteConfig, source: str, doc: Mapping[str, Any], turn:
 
 def _render(source: str, field: str, template: str, doc: Mapping[str, Any],
             sample_id: str) -> str:
-    try:
-        return compile_template(template).render({**doc, "doc": doc, "choices": []})
-    except jinja2.TemplateError as exc:
-        raise SuiteError(source, field, f"item {sample_id}: {exc}") from None
+    return render_item(source, field, template, {**doc, "doc": doc, "choices": []}, sample_id)
 
 
 def next_turn(config: SuiteConfig, source: str, previous: Sequence[tuple[Sample, Request]],
