@@ -20,6 +20,7 @@ from harness.stats.paired import PairedResult, compare_metric, decide
 from harness.stats.slices import cluster_labels, groups_of
 from harness.store import RunRecord, Store
 from harness.suites.config import SuiteConfig
+from harness.suites.perturbed import base_name
 from harness.suites.turns import effective_stats
 
 
@@ -68,10 +69,12 @@ def paired_scores(store: Store, first: RunRecord, second: RunRecord, metrics: li
     """Per metric, the items scored in both runs (matched by sample id, in A's order)."""
     if first.id == second.id:
         raise InputError("RUN_B", second.id, "is the same run as RUN_A")
-    if first.suite != second.suite:
+    if base_name(first.suite) != base_name(second.suite):  # a perturbed suite is its suite's
         raise InputError("RUN_B", second.id, f"is a run of suite {second.suite!r}, RUN_A of "
                          f"{first.suite!r}; compare two runs of one suite")
-    if first.suite_hash != second.suite_hash:
+    derived = {first.manifest["suite"].get("base_hash"),
+               second.manifest["suite"].get("base_hash")} & {first.suite_hash, second.suite_hash}
+    if first.suite_hash != second.suite_hash and not derived:  # a perturbed run: expected
         warnings.append(f"the runs' suite configs differ ({first.suite_hash} vs "
                         f"{second.suite_hash}); items are matched by sample id")
     scores_a, scores_b = _by_metric(store, first.id), _by_metric(store, second.id)

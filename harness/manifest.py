@@ -99,7 +99,7 @@ def build_manifest(suite: Suite, model_id: str, limit: int | None, seed: int,
                    local_model: bool = True) -> dict[str, Any]:
     """``local_model``: the model runs in this process or on this machine (hardware
     matters); False for a remote endpoint or imported answers."""
-    manifest = {
+    manifest: dict[str, Any] = {
         "evalarena": __version__,
         "git_sha": git_sha(),
         "model": model_id,
@@ -116,6 +116,8 @@ def build_manifest(suite: Suite, model_id: str, limit: int | None, seed: int,
             "template_hashes": suite.template_hashes(),
         },
     }
+    if suite.base_hash is not None:  # a derived suite: the suite whose items it perturbs
+        manifest["suite"]["base_hash"] = suite.base_hash
     if (sandbox := code_isolation(suite)) is not None:
         manifest["code_execution"] = sandbox
     return manifest

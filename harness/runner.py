@@ -35,7 +35,9 @@ from harness.stats.slices import (
 from harness.store import RunRecord, ScoreRow, Store, utc_now
 from harness.suites.config import Suite, SuiteConfig, load_suite
 from harness.suites.data import keeps
+from harness.suites.perturbed import derive
 from harness.suites.requests import build_requests
+from harness.suites.robustness_block import Perturbation
 from harness.suites.turns import effective_stats, next_turn, split_turn_id, turn_count
 from harness.types import Completion, MetricSummary, Request, Sample, SliceSummary
 
@@ -69,16 +71,19 @@ class RunOutcome:
 
 
 def plan_run(suite_name: str, model: str, limit: int | None = None, seed: int = 0,
-             max_tokens: int | None = None, where: dict[str, list[str]] | None = None
-             ) -> RunPlan:
+             max_tokens: int | None = None, where: dict[str, list[str]] | None = None,
+             perturbation: Perturbation | None = None) -> RunPlan:
     """Validate everything and build every request. Writes nothing.
 
     ``max_tokens`` overrides the suite's generation limit and ``where`` keeps
     only items whose field has one of the listed values (before ``limit``).
     Both become part of the resolved suite: a different run id, recorded in
-    the manifest."""
+    the manifest. ``perturbation`` runs the derived suite (docs/beyond_accuracy.md)
+    made from that resolved suite: the same items, shown perturbed."""
     spec = parse_model_spec(model)
     suite = restrict(load_suite(suite_name), where or {}, max_tokens)
+    if perturbation is not None:
+        suite = derive(suite, perturbation)
     items = build_requests(suite, spec.identity, limit, seed)
     code_isolation(suite)  # strict sandbox policy: refused here, before any write
     identity = json.dumps([spec.identity, suite.hash, limit, seed])

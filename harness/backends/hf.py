@@ -204,6 +204,9 @@ class TransformersBackend(Backend):
             ctx_ids = self._encode(ctx, special)
             wholes = [self._encode(ctx + _move_trailing_space(context, c)[1], special)
                       for c in request.continuations]
+            if not ctx_ids:  # a continuation scored whole (CrowS-Pairs)
+                prefix = [empty_context_token(self.tokenizer)]
+                ctx_ids, wholes = prefix, [prefix + w for w in wholes]
             items.append(ScoringItem(ctx_ids, wholes))
         started = time.perf_counter()
         try:
@@ -228,6 +231,18 @@ class TransformersBackend(Backend):
 
     def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids
+
+
+def empty_context_token(tokenizer: Any) -> int:
+    """What an empty context is, so that a continuation's first token has something to
+    be predicted from: the BOS token, or EOS when there is none (lm-evaluation-harness's
+    rule, which its CrowS-Pairs numbers rest on)."""
+    token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
+        else tokenizer.eos_token_id
+    if token is None:
+        raise ValueError("the tokenizer has neither a BOS nor an EOS token to stand for "
+                         "an empty context")
+    return int(token)
 
 
 def _move_trailing_space(context: str, continuation: str) -> tuple[str, str]:

@@ -309,6 +309,11 @@ class OpenAIBackend(Backend):
                 "the server's chat template to chat messages",
             )
         context = request.text
+        if not context.strip(" "):
+            return Completion.failed(
+                ErrorKind.UNSUPPORTED, "a continuation with an empty context (scored whole, "
+                "as CrowS-Pairs is) needs a BOS token before it, which a completions endpoint "
+                "may or may not add: run it on the hf or vllm backend")
         # max_tokens=1, not 0: several servers reject 0 (transformers serve answers 500),
         # and _score ignores the one generated token that follows the echoed prompt
         replies = await asyncio.gather(*(

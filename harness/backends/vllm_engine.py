@@ -138,12 +138,15 @@ class VLLMBackend(Backend):
                     ErrorKind.CONTEXT_LENGTH, f"prompt of {len(ids)} tokens + max_tokens "
                     f"{request.params.max_tokens} exceeds max_model_len {self.max_model_len}")
             return [_Job(position, GENERATION, ids)]
-        from harness.backends.hf import _move_trailing_space  # same convention as hf:
+        from harness.backends.hf import _move_trailing_space, empty_context_token  # as hf:
 
         context, _ = _move_trailing_space(text, "")
         context_ids = self._encode(context, special)
         wholes = [self._encode(context + _move_trailing_space(text, continuation)[1], special)
                   for continuation in request.continuations]
+        if not context_ids:  # a continuation scored whole (CrowS-Pairs)
+            prefix = [empty_context_token(self.tokenizer)]
+            context_ids, wholes = prefix, [prefix + w for w in wholes]
         if (len(context_ids) < self.max_model_len and context_ids
                 and all(len(w) == len(context_ids) + 1 and w[:-1] == context_ids
                         for w in wholes)):

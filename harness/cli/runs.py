@@ -24,8 +24,10 @@ from harness.cli.common import (
     sigterm_interrupts,
 )
 from harness.cli.listing import Column, print_listing
-from harness.errors import EvalarenaError
+from harness.cli.robustness import PERTURB_HELP, parse_perturbation
+from harness.errors import EvalarenaError, InputError
 from harness.spreadsheet import safe_row
+from harness.suites.robustness_block import Perturbation, RobustnessConfig
 
 
 def run(
@@ -46,21 +48,31 @@ def run(
     data_parallel: Annotated[int, typer.Option(
         min=1, help="Replicas of the model in Ray actors sharing the work (docs/scaling.md); "
                     "speed only: stored answers are reused.")] = 1,
+    perturb: Annotated[list[str] | None, typer.Option(help=PERTURB_HELP)] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run suites on a model. Rerunning the same command resumes where it stopped.
 
     With several --suite options the model is loaded once (when the first suite has
-    something to generate) and serves each suite in turn; each suite is its own run."""
+    something to generate) and serves each suite in turn; each suite is its own run.
+    With --perturb, each suite is also run once per perturbation (after its clean run);
+    `evalarena robustness CLEAN_RUN` reports them."""
     from harness.backends import load_backend, with_data_parallel
     from harness.backends.base import SharedBackend
     from harness.cli.render import RichProgress, results_table
     from harness.runner import execute, plan_run
     from harness.store import Store
 
-    # validates every suite first; writes nothing
-    plans = [plan_run(name, model, limit, seed, max_tokens, parse_where(where))
-             for name in suite]
+    # validates every suite and perturbation first; writes nothing
+    asked = [None if value.strip() == "suite" else parse_perturbation(value)
+             for value in perturb or []]
+    plans = []
+    for name in suite:
+        clean = plan_run(name, model, limit, seed, max_tokens, parse_where(where))
+        plans.append(clean)
+        for perturbation in _expand(asked, clean.suite.config.robustness, name):
+            plans.append(plan_run(name, model, limit, seed, max_tokens, parse_where(where),
+                                  perturbation))
     first = plans[0].model
     shared = SharedBackend(lambda: load_backend(with_data_parallel(first, data_parallel)))
     with Store(db) as store, sigterm_interrupts():
@@ -82,6 +94,21 @@ def run(
                           f"(evalarena show {outcome.run_id})")
         finally:
             shared.close_shared()
+
+
+def _expand(asked: list[Perturbation | None], declared: RobustnessConfig | None,
+            suite: str) -> list[Perturbation]:
+    """The --perturb values for one suite, ``suite`` (None) standing for its own list."""
+    found: list[Perturbation] = []
+    for perturbation in asked:
+        if perturbation is not None:
+            found.append(perturbation)
+        elif declared is None:
+            raise InputError("--perturb", "suite", f"suite {suite!r} lists no perturbations "
+                             "(its file has no robustness block)")
+        else:
+            found.extend(declared.perturbations)
+    return list({p.label: p for p in found}.values())  # each label once
 
 
 RUN_COLUMNS = (

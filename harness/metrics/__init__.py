@@ -11,6 +11,7 @@ the package is imported first, the registry is complete.
 from __future__ import annotations
 
 from harness.metrics import (  # noqa: F401  (they register metrics)
+    bias,
     choice,
     code,
     gsm8k,

@@ -26,6 +26,7 @@ from harness.metrics import METRICS, Extraction
 from harness.stats.slices import StatsConfig, check_stats
 from harness.suites.data import DataSource, NotUTF8Error, decode_text, fingerprint, load_rows
 from harness.suites.judge_block import JudgeConfig, check_judge
+from harness.suites.robustness_block import Perturbation, RobustnessConfig
 from harness.suites.templates import TemplateEnvironment
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"  # the repository's tasks/
@@ -117,6 +118,10 @@ class SuiteConfig(_Strict):
     metrics: list[str]  # may be empty for open-ended suites that only a judge scores
     judge: JudgeConfig | None = None  # docs/judge.md; not part of the suite's hash
     stats: StatsConfig | None = None  # docs/statistics.md; not part of the suite's hash
+    # docs/beyond_accuracy.md: the perturbations `run --perturb suite` applies (not part of
+    # the hash), and the one a derived suite (harness/suites/perturbed.py) was made with
+    robustness: RobustnessConfig | None = None
+    perturbation: Perturbation | None = None
 
     @field_validator("metrics")
     @classmethod
@@ -134,6 +139,7 @@ class Suite:
     rows: list[dict[str, Any]]
     fewshot_rows: list[dict[str, Any]]
     data_hash: str
+    base_hash: str | None = None  # a derived suite's: the hash of the suite it was made from
 
     @property
     def name(self) -> str:
@@ -143,7 +149,7 @@ class Suite:
     def hash(self) -> str:
         # the judge and stats blocks change how answers are judged and summarised, not
         # the answers: left out so that editing them never turns stored answers into a new run
-        config = self.config.model_dump(mode="json", exclude={"judge", "stats"})
+        config = self.config.model_dump(mode="json", exclude={"judge", "stats", "robustness"})
         _drop_added_defaults(config)
         payload = json.dumps({"config": config, "data": self.data_hash}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -161,13 +167,14 @@ _ADDED_DEFAULTS: dict[tuple[str, str], Any] = {("fewshot", "sampler"): "random",
                                                ("prompt", "turns"): None,
                                                ("choices", "shuffle"): None,
                                                ("data", "more_paths"): [],
-                                               ("fewshot.data", "more_paths"): []}
+                                               ("fewshot.data", "more_paths"): [],
+                                               ("", "perturbation"): None}
 
 
 def _drop_added_defaults(config: dict[str, Any]) -> None:
     for (block, field), default in _ADDED_DEFAULTS.items():
         values: Any = config
-        for name in block.split("."):  # a block inside a block: "fewshot.data"
+        for name in block.split(".") if block else ():  # "fewshot.data": a block in a block
             values = values.get(name) if isinstance(values, dict) else None
         if isinstance(values, dict) and values.get(field) == default:
             del values[field]
@@ -230,26 +237,35 @@ def load_suite(name_or_path: str) -> Suite:
         field = ".".join(str(p) for p in error["loc"]) or "suite"
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         raise SuiteError(source, field, message) from None
-    _check_shape(config, source)
+    check_shape(config, source)
     rows = load_rows(config.data, file, "data")
     fewshot_rows = rows
     if config.fewshot is not None and config.fewshot.data is not None:
         fewshot_rows = load_rows(config.fewshot.data, file, "fewshot.data")
-    _check_templates(config, source, rows, fewshot_rows)
+    check_templates(config, source, rows, fewshot_rows)
     _check_metric_needs(config, source, rows)
     if config.judge is not None:
-        fields = set.intersection(*(set(r) for r in rows[:1000]))
+        fields = data_fields(rows)
         if config.prompt.turns is not None:
             fields |= set(TURN_FIELDS)
         check_judge(config.judge, config.kind, file, fields, config.prompt.turns is not None)
     if config.stats is not None:
         check_stats(config.stats, file, [{**r, **dict.fromkeys(TURN_FIELDS, "")} for r in rows]
                     if config.prompt.turns is not None else rows)
-    data_hash = fingerprint(config.data, file)
-    return Suite(config, file, rows, fewshot_rows, data_hash)
+    suite = Suite(config, file, rows, fewshot_rows, fingerprint(config.data, file))
+    if config.robustness is not None:
+        from harness.suites.perturbed import derive_all  # it builds on this module
+
+        derive_all(suite, config.robustness.perturbations)  # each must fit: refused here
+    return suite
 
 
-def _check_shape(config: SuiteConfig, source: str) -> None:
+def data_fields(rows: list[dict[str, Any]]) -> set[str]:
+    """The fields every row has (of the first thousand)."""
+    return set.intersection(*(set(r) for r in rows[:1000])) if rows else set()
+
+
+def check_shape(config: SuiteConfig, source: str) -> None:
     prompt = config.prompt
     if sum(x is not None for x in (prompt.text, prompt.user, prompt.turns)) != 1:
         raise SuiteError(source, "prompt",
@@ -292,7 +308,7 @@ def _check_shape(config: SuiteConfig, source: str) -> None:
 
 def _check_metric_needs(config: SuiteConfig, source: str, rows: list[dict[str, Any]]) -> None:
     """Metrics may declare ``min_samples`` (pass@k needs n >= k) and ``required_fields``."""
-    fields = set.intersection(*(set(r) for r in rows[:1000]))
+    fields = data_fields(rows)
     for name in config.metrics:
         metric = METRICS[name]
         needed = getattr(metric, "min_samples", 1)
@@ -331,9 +347,9 @@ def _check_ids(rows: list[dict[str, Any]], id_field: str, source: str) -> None:
                              f"id {str(value)!r} is used by items {seen} and {number}")
 
 
-def _check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]],
-                     fewshot_rows: list[dict[str, Any]]) -> None:
-    fields = set.intersection(*(set(r) for r in rows[:1000]))
+def check_templates(config: SuiteConfig, source: str, rows: list[dict[str, Any]],
+                    fewshot_rows: list[dict[str, Any]]) -> None:
+    fields = data_fields(rows)
     if config.data.id_field is not None and config.data.id_field not in fields:
         raise SuiteError(source, "data.id_field", f"the data has no field {config.data.id_field!r}")
     if config.data.id_field is not None:

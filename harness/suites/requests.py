@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import SuiteError
 from harness.suites.config import Suite, SuiteConfig, render_item
+from harness.suites.perturbed import perturb_row, shown_fields, shuffled_order
 from harness.suites.turns import turn_doc, turn_id, user_message
 from harness.types import GenerationParams, Message, Request, RequestKind, Sample
 
@@ -46,12 +47,18 @@ def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
         if config.prompt.turns is not None:
             built.append(_first_turn(suite, model_id, sample_id, row, params))
             continue
-        choices = _choices(config, row)
-        context = {**row, "doc": row, "choices": list(choices)}
-        target = _render(source, "target", config.target, context, sample_id).strip()
+        # a perturbation changes what the model is shown, never the item: the target, the
+        # sample's row (what metrics read) and the choices' order seed come from the row
+        shown = perturb_row(config, row, sample_id)
+        listed = _listed_choices(config, shown)
+        order = _order(config, row, len(listed), perturbed=True)
+        choices = tuple(listed[i] for i in order)
+        context = {**shown, "doc": shown, "choices": list(choices),
+                   **shown_fields(config, choices)}
+        target = _render(source, "target", config.target,
+                         {**row, "doc": row, "choices": list(choices)}, sample_id).strip()
         sample = Sample(sample_id, row, _target_value(config, target, choices, source, sample_id,
-                                                      _order(config, row, len(choices))),
-                        choices)
+                                                      order), choices)
         shots = _fewshot(suite, sample_id, row)
         if config.kind == "multiple_choice":
             continuations = tuple(
@@ -181,16 +188,18 @@ def _listed_choices(config: SuiteConfig, row: dict[str, Any]) -> tuple[str, ...]
     return tuple(str(c) for c in row[config.choices.field or ""])
 
 
-def _order(config: SuiteConfig, row: dict[str, Any], n: int) -> list[int]:
+def _order(config: SuiteConfig, row: dict[str, Any], n: int, perturbed: bool = False
+           ) -> list[int]:
     """Shown position -> listed index. With ``choices.shuffle`` the order is drawn from
     the seed and the row itself, so an item's order is the same whether it is asked or
-    shown as another item's example, and does not depend on --limit."""
+    shown as another item's example, and does not depend on --limit. ``perturbed``: an
+    asked item of a ``shuffle_choices`` suite, whose examples keep their order."""
     seed = config.choices.shuffle if config.choices is not None else None
     order = list(range(n))
     if seed is not None:
         row_hash = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode())
         random.Random(f"{seed}:{row_hash.hexdigest()}").shuffle(order)
-    return order
+    return shuffled_order(config, row, order) if perturbed else order
 
 
 def _target_value(config: SuiteConfig, target: str, choices: tuple[str, ...], source: str,

@@ -224,16 +224,24 @@ def test_killed_server_is_reported_and_rerun_resumes(server: str, tmp_path: Path
 @pytest.mark.slow
 @_servers
 def test_ctrl_c_stops_the_server(server: str, tmp_path: Path) -> None:
-    db, err = tmp_path / "c.db", tmp_path / "stderr.txt"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    db, err, trace = tmp_path / "c.db", tmp_path / "stderr.txt", tmp_path / "trace.txt"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+           TRACE_ENV: str(trace)}
+    # long answers: the run cannot end on its own in the moments before Ctrl-C (on a
+    # loaded machine a short run once finished while the test slept, and exited 0)
     with err.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", "run", "--model", _serve_spec(server), "--suite",
-             "smoke", "--quiet", "--db", str(db)],
+             "smoke", "--max-tokens", "1000", "--quiet", "--db", str(db)],
             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sink)
     try:
         server_pid = _server_pid(err)
-        time.sleep(1.0)  # the run has begun: a request is in flight
+        deadline = time.monotonic() + 120
+        while not (trace.exists() and trace.read_text().strip()):  # requests are in flight
+            assert proc.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "no request was sent"
+            time.sleep(0.1)
+        time.sleep(0.5)
         assert proc.poll() is None, err.read_text()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

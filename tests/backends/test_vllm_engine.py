@@ -160,8 +160,8 @@ def test_kill_9_mid_run_then_exact_resume(engine, tmp_path: Path) -> None:
     the rerun sends only what is missing, and the result equals an unbroken run."""
     db, trace = tmp_path / "k.db", tmp_path / "trace.txt"
     spec = vllm_spec("store_every=1")
-    args = ["run", "--model", spec, "--suite", "gsm8k-0shot", "--limit", "12",
-            "--max-tokens", "160", "--quiet", "--db", str(db)]
+    args = ["run", "--model", spec, "--suite", "gsm8k-0shot", "--limit", "8",
+            "--max-tokens", "96", "--quiet", "--db", str(db)]
     env = {**os.environ, TRACE_ENV: str(trace), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "harness", *args], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -178,15 +178,15 @@ def test_kill_9_mid_run_then_exact_resume(engine, tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     stored_at_kill = stored_request_keys(db)
-    assert 1 <= len(stored_at_kill) < 12, "the run finished before it was killed"
+    assert 1 <= len(stored_at_kill) < 8, "the run finished before it was killed"
     first = trace.read_text().split()
     rerun = subprocess.run([sys.executable, "-m", "harness", *args], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=600, check=False)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     resent = trace.read_text().split()[len(first):]
-    assert not set(resent) & stored_at_kill and len(resent) == 12 - len(stored_at_kill)
+    assert not set(resent) & stored_at_kill and len(resent) == 8 - len(stored_at_kill)
     # the unbroken reference: the same plan on the shared engine, same options
-    plan = plan_run("gsm8k-0shot", spec, limit=12, max_tokens=160)
+    plan = plan_run("gsm8k-0shot", spec, limit=8, max_tokens=96)
     with Store(db) as store:
         assert store.get_run(plan.run_id).status == "completed"
         resumed = store.completions(r.key for _, r in plan.items)
