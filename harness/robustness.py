@@ -39,6 +39,7 @@ class PerturbationRow:
     run_id: str
     paired: PairedResult  # a = clean, b = perturbed, over the items both scored
     consistency: Interval  # share of those items whose score did not change
+    changed: int  # of those items, how many the perturbation showed differently
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,21 @@ def robustness_report(store: Store, run_id: str, metric: str | None = None, *,
     tested = [compare_metric(metric, p.a, p.b, seed=seed, clusters=p.clusters) for p in pairs]
     decided = decide(tested, [direction] * len(tested), alpha=alpha, min_delta=min_delta)
     rows = []
+    asked = _request_keys(store, clean.id)
     for run, pair, result in zip(runs, pairs, decided, strict=True):
         unchanged = [float(abs(a - b) <= SAME) for a, b in zip(pair.a, pair.b, strict=True)]
+        theirs = _request_keys(store, run.id)
+        changed = sum(asked.get(i) != theirs.get(i) for i in pair.sample_ids)
         rows.append(PerturbationRow(run.suite.split(SEPARATOR, 1)[1], run.id, result,
-                                    _interval(unchanged, pair.clusters, seed)))
+                                    _interval(unchanged, pair.clusters, seed), changed))
     return RobustnessReport(clean, metric, direction, rows,
                             _worst_case(pairs, direction, seed), warnings)
+
+
+def _request_keys(store: Store, run_id: str) -> dict[str, str]:
+    """What each item was asked: a perturbation that left an item's request as it was
+    cannot have changed its score."""
+    return {s.sample.id: s.request_key for s in store.run_samples(run_id)}
 
 
 def _headline(store: Store, run: RunRecord) -> str:

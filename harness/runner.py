@@ -59,6 +59,7 @@ class RunPlan:
     items: list[tuple[Sample, Request]]
     limit: int | None
     seed: int
+    excluded: tuple[str, ...] = ()  # sample ids left out (flagged as contaminated)
 
 
 @dataclass(frozen=True)
@@ -72,23 +73,31 @@ class RunOutcome:
 
 def plan_run(suite_name: str, model: str, limit: int | None = None, seed: int = 0,
              max_tokens: int | None = None, where: dict[str, list[str]] | None = None,
-             perturbation: Perturbation | None = None) -> RunPlan:
+             perturbation: Perturbation | None = None, exclude: frozenset[str] = frozenset()
+             ) -> RunPlan:
     """Validate everything and build every request. Writes nothing.
 
     ``max_tokens`` overrides the suite's generation limit and ``where`` keeps
     only items whose field has one of the listed values (before ``limit``).
     Both become part of the resolved suite: a different run id, recorded in
     the manifest. ``perturbation`` runs the derived suite (docs/beyond_accuracy.md)
-    made from that resolved suite: the same items, shown perturbed."""
+    made from that resolved suite: the same items, shown perturbed. ``exclude`` leaves
+    out these sample ids (items a contamination check flagged): another run, whose
+    answers are the stored ones."""
     spec = parse_model_spec(model)
     suite = restrict(load_suite(suite_name), where or {}, max_tokens)
     if perturbation is not None:
         suite = derive(suite, perturbation)
     items = build_requests(suite, spec.identity, limit, seed)
+    if exclude:
+        items = [(sample, request) for sample, request in items if sample.id not in exclude]
+        if not items:
+            raise InputError("--exclude-flagged", None, "every item of the run is flagged")
     code_isolation(suite)  # strict sandbox policy: refused here, before any write
-    identity = json.dumps([spec.identity, suite.hash, limit, seed])
+    identity = json.dumps([spec.identity, suite.hash, limit, seed]
+                          + ([sorted(exclude)] if exclude else []))
     run_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    return RunPlan(run_id, suite, spec, items, limit, seed)
+    return RunPlan(run_id, suite, spec, items, limit, seed, tuple(sorted(exclude)))
 
 
 def restrict(suite: Suite, where: dict[str, list[str]], max_tokens: int | None) -> Suite:
@@ -119,11 +128,13 @@ def execute(store: Store, plan: RunPlan, backend_factory: Callable[[], Backend],
     now = utc_now()
     config = plan.suite.config
     turns = turn_count(config)
+    manifest = build_manifest(plan.suite, plan.model.identity, plan.limit, plan.seed,
+                              local_model=plan.model.scheme != "openai")
+    if plan.excluded:
+        manifest["excluded"] = list(plan.excluded)
     store.upsert_run(RunRecord(
         plan.run_id, plan.model.identity, plan.suite.name, plan.suite.hash, "running",
-        plan.limit, plan.seed, len(plan.items) * turns,
-        build_manifest(plan.suite, plan.model.identity, plan.limit, plan.seed,
-                       local_model=plan.model.scheme != "openai"), now, now,
+        plan.limit, plan.seed, len(plan.items) * turns, manifest, now, now,
     ))
     order = {split_turn_id(s.id)[0] if turns > 1 else s.id: i
              for i, (s, _) in enumerate(plan.items)}

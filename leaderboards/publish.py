@@ -117,8 +117,8 @@ def _board_doc(board: Board, matrices: bool) -> dict[str, Any]:
     return doc
 
 
-def document(lb: Leaderboard, files: list[str] | None = None,
-             breakdowns: bool = True) -> dict[str, Any]:
+def document(lb: Leaderboard, files: list[str] | None = None, breakdowns: bool = True,
+             beyond: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Everything published, as one JSON-ready dict (``leaderboard.json``)."""
     doc: dict[str, Any] = {
         "format": FORMAT,
@@ -136,6 +136,8 @@ def document(lb: Leaderboard, files: list[str] | None = None,
                        "run_id": c.run_id} for c in lb.tasks.cells],
         },
     }
+    if beyond is not None:  # robustness, fairness, contamination rows (harness/beyond.py)
+        doc["beyond_accuracy"] = _json_safe(beyond)
     if files is not None:
         doc["files"] = files
     return doc
@@ -244,8 +246,11 @@ def render_site(lb: Leaderboard, doc: dict[str, Any]) -> dict[str, str]:
                        digits=3, axis_label=metric)}
                   for suite, metric in columns[:MAX_TASK_PLOTS]],
     }
+    beyond = doc.get("beyond_accuracy") or {}
     pages = {"index.html": _ENV.get_template("index.html").render(
-        **common, main=view, breakdowns=breakdowns, tasks=task_view, files=doc["files"])}
+        **common, main=view, breakdowns=breakdowns, tasks=task_view, files=doc["files"],
+        beyond={name: beyond.get(name, []) for name in
+                ("robustness", "fairness", "contamination")})}
     records = {r["model"]: r for r in main.records()}
     siblings = {m: slug(m) for m in models}  # links from one model page to another
     for name in models:
@@ -307,13 +312,14 @@ def _own_page(out: Path, listed: str) -> Path | None:
     return path
 
 
-def publish(lb: Leaderboard, out: Path, breakdowns: bool = True) -> Published:
+def publish(lb: Leaderboard, out: Path, breakdowns: bool = True,
+            beyond: dict[str, list[dict[str, Any]]] | None = None) -> Published:
     """Write the site and the data files into ``out``; remove pages a previous publish
     there wrote for models that are gone. Returns what was written."""
     prepare_out(out)
     names = ["index.html", *DATA_FILES,
              *sorted(f"{MODELS_DIR}/{slug(m)}" for m in lb.main.ratings.models)]
-    doc = document(lb, files=names, breakdowns=breakdowns)
+    doc = document(lb, files=names, breakdowns=breakdowns, beyond=beyond)
     contents = render_site(lb, doc)
     contents["leaderboard.json"] = render_json(doc)
     contents["leaderboard.md"] = render_markdown(doc)

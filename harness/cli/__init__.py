@@ -17,7 +17,7 @@ from typer._click.exceptions import UsageError  # a bad option value
 from typer.core import TyperGroup
 
 from harness import __version__
-from harness.cli import compare, judge, leaderboard, review, robustness, runs
+from harness.cli import compare, contamination, judge, leaderboard, review, robustness, runs
 from harness.cli.common import LogLevel, configure_logging, err, out
 from harness.errors import EvalarenaError
 
@@ -71,5 +71,5 @@ def main(
     configure_logging(log_level, verbose)
 
 
-for _group in (runs, compare, robustness, judge, leaderboard, review):
+for _group in (runs, compare, robustness, contamination, judge, leaderboard, review):
     _group.register(app)

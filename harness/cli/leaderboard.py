@@ -166,10 +166,13 @@ def publish(
     _require(db)  # before the output folder is created
     spec = _spec(source, category, method, ci, rounds, seed, anchor, anchor_value)
     prepare_out(out_dir)
+    from harness.beyond import beyond_accuracy
+
     with open_existing(db) as store:
         lb = assemble(store, spec, breakdowns=breakdowns)
         _save(store, lb)
-    result = write(lb, out_dir, breakdowns=breakdowns)
+        beyond = beyond_accuracy(store, seed=seed)
+    result = write(lb, out_dir, breakdowns=breakdowns, beyond=beyond)
     out.print(f"published {lb.main.counts.n_models} models, {lb.main.n_battles} battles "
               f"({len(lb.breakdowns)} breakdown boards, {len(lb.tasks.cells)} task cells) · "
               f"data hash {lb.data_hash} · {len(result.files)} files in {out_dir}",

@@ -71,7 +71,7 @@ def robustness(
             "run": report.clean.id, "suite": report.clean.suite, "model": report.clean.model,
             "metric": report.metric, "alpha": alpha, "min_delta": min_delta,
             "worst_case": _no_nan(asdict(report.worst_case)), "worse": report.worse,
-            "perturbations": [{"label": r.label, "run": r.run_id,
+            "perturbations": [{"label": r.label, "run": r.run_id, "changed": r.changed,
                                **_no_nan(asdict(r.paired)),
                                "consistency": _no_nan(asdict(r.consistency))}
                               for r in report.rows],
@@ -100,13 +100,14 @@ def _table(report: Any, alpha: float) -> Table:
     table = Table(title=f"{report.clean.suite} · {report.clean.model} · run {report.clean.id} · "
                         f"{report.metric} · worst case {worst.value:.4f} "
                         f"{_ci(worst.ci_low, worst.ci_high)} (n={worst.n}) · alpha {alpha} (Holm)")
-    for column in ("perturbation", "run", "n", "clean", "perturbed", "diff [95% CI]", "p_holm",
-                   "verdict", "consistency [95% CI]"):
+    for column in ("perturbation", "run", "n", "changed", "clean", "perturbed", "diff [95% CI]",
+                   "p_holm", "verdict", "consistency [95% CI]"):
         table.add_column(column, justify="left" if column in ("perturbation", "run", "verdict")
                          else "right", overflow="fold")
     for row in report.rows:
         r, c = row.paired, row.consistency
-        table.add_row(row.label, row.run_id, str(r.n), f"{r.a:.4f}", f"{r.b:.4f}",
+        table.add_row(row.label, row.run_id, str(r.n), str(row.changed), f"{r.a:.4f}",
+                      f"{r.b:.4f}",
                       f"{r.diff:+.4f} {_ci(r.ci_low, r.ci_high, signed=True)}", _p(r.p_holm),
                       r.verdict, f"{c.value:.4f} {_ci(c.ci_low, c.ci_high)}")
     return table

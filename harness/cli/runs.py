@@ -49,6 +49,9 @@ def run(
         min=1, help="Replicas of the model in Ray actors sharing the work (docs/scaling.md); "
                     "speed only: stored answers are reused.")] = 1,
     perturb: Annotated[list[str] | None, typer.Option(help=PERTURB_HELP)] = None,
+    exclude_flagged: Annotated[bool, typer.Option(
+        help="Leave out the items a contamination check of this run flagged (`evalarena "
+             "contamination`): another run, answered from the stored answers.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run suites on a model. Rerunning the same command resumes where it stopped.
@@ -69,6 +72,9 @@ def run(
     plans = []
     for name in suite:
         clean = plan_run(name, model, limit, seed, max_tokens, parse_where(where))
+        if exclude_flagged:
+            clean = plan_run(name, model, limit, seed, max_tokens, parse_where(where),
+                             exclude=_flagged(db, clean.run_id))
         plans.append(clean)
         for perturbation in _expand(asked, clean.suite.config.robustness, name):
             plans.append(plan_run(name, model, limit, seed, max_tokens, parse_where(where),
@@ -94,6 +100,17 @@ def run(
                           f"(evalarena show {outcome.run_id})")
         finally:
             shared.close_shared()
+
+
+def _flagged(db: Path, run_id: str) -> frozenset[str]:
+    """The items contamination checks of the run flagged (none checked: an input error)."""
+    if not db.exists():
+        raise InputError("--exclude-flagged", str(db), "no database here to read flags from")
+    with open_existing(db) as store:
+        if not store.checks(run_id):
+            raise InputError("--exclude-flagged", run_id, "no contamination check of this run "
+                             "is stored (run `evalarena contamination ngrams` first)")
+        return frozenset(store.flagged_samples(run_id))
 
 
 def _expand(asked: list[Perturbation | None], declared: RobustnessConfig | None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 from harness.errors import StoreError
+from harness.store.contamination import Check, ContaminationTables, Signal
 from harness.store.judgments import JudgmentTables
 from harness.store.migrations import MIGRATIONS
 from harness.store.ratings import RatingTables
@@ -60,7 +61,8 @@ def _sqlite_utils() -> ModuleType:
     return sqlite_utils
 
 
-class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
+class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables,
+            ContaminationTables):
     """A connection to one evalarena database, migrated to the current schema."""
 
     def __init__(self, path: str | Path) -> None:
@@ -115,4 +117,4 @@ class Store(RunTables, ReviewTables, JudgmentTables, RatingTables, StatsTables):
         self.close()
 
 
-__all__ = ["RunRecord", "ScoreRow", "Store", "StoredSample", "utc_now"]
+__all__ = ["Check", "RunRecord", "ScoreRow", "Signal", "Store", "StoredSample", "utc_now"]

@@ -223,4 +223,25 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX review_sessions_annotator ON review_sessions(annotator);
     """,
+    # 4: contamination signals per item (docs/beyond_accuracy.md)
+    """
+    CREATE TABLE contamination_checks ( -- one check of one run's items: what it read
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        method TEXT NOT NULL,           -- 'ngram' or 'membership'
+        params TEXT NOT NULL,           -- JSON: corpus files and fingerprint, n; model, k
+        summary TEXT NOT NULL,          -- JSON: bytes read, seconds, items, flagged
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, method)
+    );
+    CREATE TABLE contamination_signals (
+        run_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        sample_id TEXT NOT NULL,
+        value REAL NOT NULL,            -- n-gram: coverage; membership: Min-K%++
+        flagged INTEGER NOT NULL,       -- 1 when the check calls the item contaminated
+        detail TEXT NOT NULL,           -- JSON: matched n-grams; Min-K%, perturbed score
+        PRIMARY KEY (run_id, method, sample_id),
+        FOREIGN KEY (run_id, method) REFERENCES contamination_checks(run_id, method)
+    );
+    """,
 ]

@@ -60,7 +60,7 @@ def derive(suite: Suite, perturbation: Perturbation) -> Suite:
                              "(its later turns are built from the stored earlier ones); a "
                              "template perturbation can reword it")
         chosen = perturbation.fields or (config.robustness.fields if config.robustness
-                                         else None) or _prompt_fields(config, suite.rows)
+                                         else None) or prompt_fields(config, suite.rows)
         missing = sorted(set(chosen) - fields)
         if missing:
             raise SuiteError(source, where, f"the data has no field {missing[0]!r}")
@@ -86,7 +86,7 @@ def derive(suite: Suite, perturbation: Perturbation) -> Suite:
     return replace(suite, config=derived, base_hash=suite.hash)
 
 
-def _prompt_fields(config: SuiteConfig, rows: list[dict[str, Any]]) -> list[str]:
+def prompt_fields(config: SuiteConfig, rows: list[dict[str, Any]]) -> list[str]:
     """The data fields the prompt shows (text ones), less those the target reads: what a
     text perturbation edits unless told otherwise."""
     used: set[str] = set()

@@ -138,3 +138,25 @@ def test_embedded_model_on_both_smoke_suites_with_their_perturbations(
             assert moved["diff"] == 0.0 and moved["consistency"]["value"] == 1.0
         table = cli("robustness", run_id, "--db", db, env={"COLUMNS": "200"})
         print(f"\n{table.stdout}")
+
+
+def test_the_site_shows_the_robustness_table(cli: CliRun,
+                                             scripted_db: tuple[Path, dict[str, str]],
+                                             tmp_path: Path) -> None:
+    from helpers import seed_battles
+
+    db, runs = scripted_db
+    copy = tmp_path / "site.db"
+    copy.write_bytes(db.read_bytes())
+    with Store(copy) as store:
+        seed_battles(store, "judge:j1", "smoke", 60, seed=1)
+    published = cli("publish", "--out", str(tmp_path / "site"), "--db", str(copy))
+    assert published.returncode == 0, published.stderr
+    index = (tmp_path / "site" / "index.html").read_text()
+    table = index.split('id="robustness-table"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 1 + 3 and "case-upper" in table and "worse" in table
+    assert "No contamination check" in index
+    doc = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
+    rows = doc["beyond_accuracy"]["robustness"]
+    assert {r["run"] for r in rows} == {runs["clean"]} and len(rows) == 3
+    assert all(r["worst_case"] == 0.0 for r in rows)

@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "runs", "requests", "run_samples", "completions", "request_errors", "scores", "metrics",
     "models", "judgments", "campaigns", "campaign_items", "annotators", "votes", "battles",
     "rating_snapshots", "slice_metrics", "run_invocations", "review_sessions",
+    "contamination_checks", "contamination_signals",
 }
 
 
