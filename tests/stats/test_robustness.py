@@ -117,8 +117,8 @@ def test_embedded_model_on_both_smoke_suites_with_their_perturbations(
     its file lists, on the embedded model; the report is recomputed from the database."""
     db = str(tmp_path / "e.db")
     run = cli("run", "--model", MODEL, "--suite", "smoke-mc", "--suite", "smoke",
-              "--perturb", "suite", "--quiet", "--db", db, env={"COLUMNS": "200"},
-              timeout=1800)
+              "--perturb", "suite", "--limit", "12", "--quiet", "--db", db,
+              env={"COLUMNS": "200"}, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     with Store(Path(db)) as store:
         clean = {r.suite: r.id for r in store.list_runs() if "~" not in r.suite}
@@ -131,7 +131,7 @@ def test_embedded_model_on_both_smoke_suites_with_their_perturbations(
         body = json.loads(first.stdout)
         assert len(body["perturbations"]) == (5 if suite == "smoke-mc" else 4)
         for row in body["perturbations"]:
-            assert row["n"] == 24 and row["ci_low"] <= row["diff"] <= row["ci_high"]
+            assert row["n"] == 12 and row["ci_low"] <= row["diff"] <= row["ci_high"]
             assert 0.0 <= row["consistency"]["value"] <= 1.0
         if suite == "smoke-mc":  # the prompt does not show the choices: order cannot matter
             [moved] = [r for r in body["perturbations"] if r["label"] == "shuffle_choices"]
