@@ -129,7 +129,7 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=None)
     parser.add_argument("--run", default=None)
     parser.add_argument("--gigabytes", type=float, default=1.0)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
