@@ -42,12 +42,13 @@ from harness.backends.openai_parse import (
     invalid_completion,
     parse_choices,
     parse_json,
+    prompt_token_logprobs,
     score_continuation,
     usage_of,
 )
 from harness.backends.spec import ModelSpec
 from harness.errors import ModelSpecError
-from harness.types import Completion, ErrorKind, Request, RequestKind
+from harness.types import BackendError, Completion, ErrorKind, Request, RequestKind
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,26 @@ class OpenAIBackend(Backend):
         finally:
             for future in pending:  # the caller stopped early (interrupt, error)
                 future.cancel()
+
+    def token_logprobs(self, texts: Sequence[str]) -> list[list[float] | BackendError]:
+        """Each text's token log-probabilities (echo + logprobs), or why not: what a
+        membership score (Min-K%) reads from a server."""
+        return self._started().run(self._token_logprobs_all(list(texts))) if texts else []
+
+    async def _token_logprobs_all(self, texts: list[str]) -> list[list[float] | BackendError]:
+        return list(await asyncio.gather(*(self._token_logprobs_one(t) for t in texts)))
+
+    async def _token_logprobs_one(self, text: str) -> list[float] | BackendError:
+        reply = await self._post("completions", {"model": self.model_name, "prompt": text,
+                                                 "echo": True, "logprobs": 1, "max_tokens": 1})
+        if reply.error is not None:
+            return BackendError(reply.error.kind, reply.error.message, reply.attempts)
+        try:
+            return prompt_token_logprobs(reply.data, text)
+        except (Failure, *MALFORMED) as exc:
+            failed = invalid_completion(exc, reply.attempts).error
+            assert failed is not None
+            return failed
 
     def endpoints_served(self) -> dict[str, int]:
         """Answers per endpoint so far (which replica did the work)."""

@@ -245,3 +245,24 @@ def score_continuation(data: dict[str, Any] | None, context: str, continuation: 
             else:
                 greedy = None
     return total, greedy, count
+
+
+def prompt_token_logprobs(data: dict[str, Any] | None, text: str) -> list[float]:
+    """The log-probabilities of an echoed prompt's tokens, in order, for membership
+    scores. A token the server gave no log-probability (the first, when no BOS token
+    precedes it) is left out, and so is the token generated after the prompt."""
+    logprobs = choices_of(data)[0].get("logprobs")
+    if not isinstance(logprobs, dict) or not logprobs.get("token_logprobs"):
+        raise Failure(ErrorKind.UNSUPPORTED, "server returned no logprobs for an echoed prompt; "
+                       "token log-probabilities need echo + logprobs (e.g. vLLM)")
+    tokens = [str(t) for t in logprobs["tokens"]]
+    values = [None if v is None else float(v) for v in logprobs["token_logprobs"]]
+    offsets = [int(o) for o in logprobs["text_offset"]]
+    if not len(tokens) == len(values) == len(offsets):
+        raise Failure(ErrorKind.INVALID_RESPONSE, "logprobs lists differ in length")
+    start = "".join(tokens).find(text)
+    if start < 0:
+        raise Failure(ErrorKind.INVALID_RESPONSE, "the echoed tokens do not spell the prompt")
+    end = offsets[0] + start + len(text)
+    return [v for v, offset in zip(values, offsets, strict=True)
+            if offset < end and v is not None]

@@ -46,7 +46,9 @@ def ngrams(
 @contamination_app.command()
 def membership(
     run_id: RunArgument,
-    model: Annotated[str, typer.Option(help="A model in process: smollm2-135m or hf:PATH.")],
+    model: Annotated[str, typer.Option(
+        help="A model in process (smollm2-135m, hf:PATH: Min-K%++) or an OpenAI-compatible "
+             "server with echo + logprobs (openai:URL@NAME, e.g. vLLM: Min-K%).")],
     db: DbOption = DEFAULT_DB,
     k: Annotated[float, typer.Option(min=0.01, max=1.0,
                                      help="Share of lowest-scoring tokens averaged.")] = 0.2,
@@ -68,7 +70,9 @@ def membership(
                                        seed=seed)
         finally:
             backend.close()
-    out.print(f"{summary['items']} items scored, {summary['flagged']} flagged", highlight=False)
+    errors = ", ".join(f"{kind} {n}" for kind, n in summary["errors"].items())
+    out.print(f"{summary['items']} items scored, {summary['flagged']} flagged"
+              + (f" · not scored (errors): {errors}" if errors else ""), highlight=False)
 
 
 @contamination_app.command()

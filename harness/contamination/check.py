@@ -4,9 +4,11 @@
 - ``ngram``: the item's n-gram overlap with a corpus (ngrams.py); flagged when any
   n-gram matches (GPT-3's "dirty") and the matched words cover at least
   ``min_coverage`` of the item;
-- ``membership``: the model's Min-K%++ score of the item (membership.py), with Min-K%
-  and the score of the item with typos (the perturbation gap) kept beside it; flagged
-  only above a ``threshold`` the user calibrated (no threshold holds for every model).
+- ``membership``: the model's Min-K%++ score of the item (membership.py) when the model
+  runs in process, its Min-K% from an OpenAI-compatible server's token log-probabilities
+  otherwise (``params.score`` says which), with the score of the item with typos (the
+  perturbation gap) kept beside it; flagged only above a ``threshold`` the user
+  calibrated (no threshold holds for every model).
 
 The item's text is what a training corpus would hold of it: the data fields its
 prompt shows (as perturbations choose them) and its reference answer.
@@ -22,7 +24,7 @@ from typing import Any
 from harness.backends.base import Backend
 from harness.contamination import membership
 from harness.contamination.ngrams import DEFAULT_N, OverlapIndex, scan_corpus
-from harness.errors import InputError
+from harness.errors import EvalarenaError, InputError
 from harness.perturb.text import typos
 from harness.stats.bootstrap import bootstrap_mean_ci
 from harness.store import RunRecord, Signal, Store
@@ -74,31 +76,64 @@ def ngram_check(store: Store, run_id: str, corpus: list[Path], *, n: int = DEFAU
 def membership_check(store: Store, run_id: str, backend: Backend, *,
                      k: float = membership.DEFAULT_K, threshold: float | None = None,
                      seed: int = 0) -> dict[str, Any]:
-    from harness.backends.hf_tokens import token_statistics
-
-    if not hasattr(backend, "tokenizer") or not hasattr(backend, "model"):
-        raise InputError("--model", backend.model_id, "a membership score needs the whole "
-                         "next-token distribution: use a model in process (hf:PATH or "
-                         "smollm2-135m)")
+    """Min-K%++ with a model in process (the whole next-token distribution), Min-K% from
+    a server's echoed token log-probabilities; an item whose text a server could not
+    score gets no signal and is counted among the errors, by kind."""
+    in_process = hasattr(backend, "tokenizer") and hasattr(backend, "model")
+    if not in_process and not hasattr(backend, "token_logprobs"):
+        raise InputError("--model", backend.model_id, "this backend returns no token "
+                         "log-probabilities: use a model in process (smollm2-135m, hf:PATH) "
+                         "or an OpenAI-compatible server with echo + logprobs (vLLM)")
     run = store.get_run(run_id)
     texts = item_texts(store, run)
     ids = list(texts)
     edited = [typos(texts[i], random.Random(f"{seed}:{i}"), GAP_TYPO_RATE) for i in ids]
-    clean_stats = token_statistics(backend, [texts[i] for i in ids])
-    edited_stats = token_statistics(backend, edited)
-    signals = []
-    for sample_id, clean, other in zip(ids, clean_stats, edited_stats, strict=True):
-        stats = membership.TokenStatistics(*map(tuple, clean))
-        score = membership.min_k_plus_plus(stats, k)
-        perturbed = membership.min_k_plus_plus(membership.TokenStatistics(*map(tuple, other)), k)
+    score_name = "min_k_pp" if in_process else "min_k"
+    scored = _scores(backend, [texts[i] for i in ids], k, in_process)
+    perturbed = _scores(backend, edited, k, in_process)
+    signals: list[Signal] = []
+    errors: dict[str, int] = {}
+    for sample_id, mine, other in zip(ids, scored, perturbed, strict=True):
+        if isinstance(mine, str) or isinstance(other, str):
+            kind = str(mine if isinstance(mine, str) else other)
+            errors[kind] = errors.get(kind, 0) + 1
+            continue
+        (score, raw, tokens), (edited_score, _, _) = mine, other
         signals.append(Signal(sample_id, score, threshold is not None and score > threshold,
-                              {"min_k": membership.min_k(stats, k), "perturbed": perturbed,
-                               "gap": score - perturbed, "tokens": len(stats.logprobs)}))
-    params = {"model": backend.model_id, "k": k, "threshold": threshold,
+                              {"min_k": raw, "perturbed": edited_score,
+                               "gap": score - edited_score, "tokens": tokens}))
+    if not signals:  # nothing to store: say why instead of saving an empty check
+        counts = ", ".join(f"{kind} {n}" for kind, n in errors.items())
+        raise EvalarenaError(f"no item could be scored ({counts}); nothing was stored")
+    params = {"model": backend.model_id, "score": score_name, "k": k, "threshold": threshold,
               "gap_typo_rate": GAP_TYPO_RATE, "seed": seed}
-    summary = {"items": len(signals), "flagged": sum(s.flagged for s in signals)}
+    summary = {"items": len(signals), "flagged": sum(s.flagged for s in signals),
+               "errors": errors}
     store.save_check(run.id, "membership", params, summary, signals)
     return summary
+
+
+def _scores(backend: Any, texts: list[str], k: float, in_process: bool
+            ) -> list[tuple[float, float, int] | str]:
+    """Per text: (the score, Min-K%, tokens scored), or the kind of error that stopped it."""
+    if in_process:
+        from harness.backends.hf_tokens import token_statistics
+
+        found: list[tuple[float, float, int] | str] = []
+        for stats in token_statistics(backend, texts):
+            tokens = membership.TokenStatistics(*map(tuple, stats))
+            found.append((membership.min_k_plus_plus(tokens, k), membership.min_k(tokens, k),
+                          len(tokens.logprobs)))
+        return found
+    found = []
+    for result in backend.token_logprobs(texts):
+        if isinstance(result, list) and result:
+            tokens = membership.TokenStatistics(tuple(result), (), ())
+            value = membership.min_k(tokens, k)
+            found.append((value, value, len(result)))
+        else:
+            found.append(result.kind.value if not isinstance(result, list) else "empty")
+    return found
 
 
 @dataclass(frozen=True)

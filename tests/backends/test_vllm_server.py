@@ -109,3 +109,27 @@ def test_data_parallel_over_two_vllm_engines(embedded_backend, tmp_path: Path) -
           f"per replica {backend.chunks_done}")  # type: ignore[attr-defined]
     assert same / len(plan.items) >= 0.95
     assert all(n > 0 for n in backend.chunks_done)  # type: ignore[attr-defined]
+
+
+def test_token_logprobs_for_membership_agree_with_transformers(served,
+                                                               embedded_backend) -> None:
+    """What `contamination membership` reads from a server (Min-K%): each prompt token's
+    log-probability, echoed; the same numbers as the model in process gives (float32)."""
+    from harness.backends.hf_tokens import token_statistics
+
+    client = load_backend(_openai_spec(served))
+    texts = ["The capital of France is Paris, a city on the Seine.",
+             "Natalia sold clips to 48 of her friends in April, and half as many in May."]
+    try:
+        remote = client.token_logprobs(texts)
+    finally:
+        client.close()
+    for got, (logprobs, _, _) in zip(remote, token_statistics(embedded_backend, texts),
+                                     strict=True):
+        assert isinstance(got, list)
+        # the server has no BOS before the text, so its first token may go unscored
+        assert len(logprobs) - 1 <= len(got) <= len(logprobs)
+        n = len(got) if len(got) < len(logprobs) else len(got) - 1
+        worst = max(abs(a - b) for a, b in zip(got[-n:], logprobs[-n:], strict=True))
+        print(f"\n{len(got)} tokens, worst |diff| {worst:.4f}")
+        assert worst < 0.05

@@ -131,8 +131,11 @@ def test_bad_requests_are_one_line(cli: CliRun, scripted_run: tuple[Path, str],
                    "--db", str(db))
     assert excluded.returncode == 2 and "no contamination check" in excluded.stderr
     remote = cli("contamination", "membership", run_id, "--model",
-                 "openai:http://127.0.0.1:9/v1@m", "--db", str(db))
-    assert remote.returncode == 2 and "whole next-token distribution" in remote.stderr
+                 "openai:http://127.0.0.1:9/v1@m?max_retries=0", "--db", str(db))
+    assert remote.returncode == 1 and "no item could be scored (connection 24)" in remote.stderr
+    assert remote.stderr.count("\n") == 1
+    with Store(db) as store:
+        assert store.checks(run_id) == []  # nothing stored
 
 
 @pytest.mark.slow
