@@ -56,13 +56,23 @@ class RobustnessReport:
         return [row.label for row in self.rows if row.paired.verdict == "worse"]
 
 
-def derived_runs(store: Store, clean: RunRecord) -> list[RunRecord]:
-    """The runs of suites derived from the clean run's, with its model, limit and seed."""
-    return sorted((run for run in store.list_runs()
-                   if run.model == clean.model and run.limit_n == clean.limit_n
-                   and run.seed == clean.seed
-                   and run.manifest["suite"].get("base_hash") == clean.suite_hash),
-                  key=lambda run: run.suite)
+FINISHED = ("completed", "completed_with_errors")
+
+
+def derived_runs(store: Store, clean: RunRecord, warnings: list[str] | None = None
+                 ) -> list[RunRecord]:
+    """The finished runs of suites derived from the clean run's, with its model, limit and
+    seed; unfinished ones are named in ``warnings`` and left out."""
+    found = []
+    for run in store.list_runs():
+        if (run.model, run.limit_n, run.seed) != (clean.model, clean.limit_n, clean.seed) \
+                or run.manifest["suite"].get("base_hash") != clean.suite_hash:
+            continue
+        if run.status in FINISHED:
+            found.append(run)
+        elif warnings is not None:
+            warnings.append(f"{run.suite} (run {run.id}) is {run.status}; left out")
+    return sorted(found, key=lambda run: run.suite)
 
 
 def robustness_report(store: Store, run_id: str, metric: str | None = None, *,
@@ -72,11 +82,11 @@ def robustness_report(store: Store, run_id: str, metric: str | None = None, *,
     if clean.manifest["suite"].get("base_hash") is not None:
         raise InputError("RUN", clean.id, f"is a run of the derived suite {clean.suite!r}; "
                          "give the clean run")
-    runs = derived_runs(store, clean)
-    if not runs:
-        raise InputError("RUN", clean.id, "no perturbed run of this suite, model, limit and "
-                         "seed is stored; run it with --perturb first")
     warnings: list[str] = []
+    runs = derived_runs(store, clean, warnings)
+    if not runs:
+        raise InputError("RUN", clean.id, "no finished perturbed run of this suite, model, "
+                         "limit and seed is stored; run it with --perturb first")
     metric = metric or _headline(store, clean)
     pairs = [paired_scores(store, clean, run, [metric], warnings)[0] for run in runs]
     direction = higher_is_better(metric)

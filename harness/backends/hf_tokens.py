@@ -24,11 +24,14 @@ def token_statistics(backend: Any, texts: Sequence[str]
     for text in texts:
         ids = [prefix, *tokenizer(text, add_special_tokens=False).input_ids][:backend.max_length]
         with torch.no_grad():
-            logits = model(torch.tensor([ids], device=backend.device)).logits[0, :-1].float()
-        logp = torch.log_softmax(logits, dim=-1)
+            logits = model(torch.tensor([ids], device=backend.device)).logits[0, :-1]
+        # float64, and the variance as E[(log p - mu)^2]: a peaked distribution (a
+        # memorised token) has a tiny sigma, which E[x^2] - mu^2 in float32 gets wrong
+        logp = torch.log_softmax(logits.double(), dim=-1)
         probs = logp.exp()
-        mean = (probs * logp).sum(-1)
-        std = ((probs * logp.square()).sum(-1) - mean.square()).clamp_min(0).sqrt()
+        finite = torch.where(probs > 0, logp, torch.zeros_like(logp))  # 0 * -inf is 0 here
+        mean = (probs * finite).sum(-1)
+        std = (probs * (finite - mean[:, None]).square()).sum(-1).sqrt()
         actual = logp.gather(1, torch.tensor(ids[1:], device=logp.device)[:, None])[:, 0]
         found.append((actual.tolist(), mean.tolist(), std.tolist()))
     return found

@@ -170,8 +170,8 @@ def publish(
 
     with open_existing(db) as store:
         lb = assemble(store, spec, breakdowns=breakdowns)
+        beyond = beyond_accuracy(store, seed=seed)  # before anything is written
         _save(store, lb)
-        beyond = beyond_accuracy(store, seed=seed)
     result = write(lb, out_dir, breakdowns=breakdowns, beyond=beyond)
     out.print(f"published {lb.main.counts.n_models} models, {lb.main.n_battles} battles "
               f"({len(lb.breakdowns)} breakdown boards, {len(lb.tasks.cells)} task cells) · "

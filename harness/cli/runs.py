@@ -78,7 +78,7 @@ def run(
         plans.append(clean)
         for perturbation in _expand(asked, clean.suite.config.robustness, name):
             plans.append(plan_run(name, model, limit, seed, max_tokens, parse_where(where),
-                                  perturbation))
+                                  perturbation, exclude=frozenset(clean.excluded)))
     first = plans[0].model
     shared = SharedBackend(lambda: load_backend(with_data_parallel(first, data_parallel)))
     with Store(db) as store, sigterm_interrupts():

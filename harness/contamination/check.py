@@ -16,6 +16,7 @@ prompt shows (as perturbations choose them) and its reference answer.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,9 @@ def _scores(backend: Any, texts: list[str], k: float, in_process: bool
         found: list[tuple[float, float, int] | str] = []
         for stats in token_statistics(backend, texts):
             tokens = membership.TokenStatistics(*map(tuple, stats))
-            found.append((membership.min_k_plus_plus(tokens, k), membership.min_k(tokens, k),
-                          len(tokens.logprobs)))
+            score = membership.min_k_plus_plus(tokens, k)
+            found.append("empty" if math.isnan(score) else
+                         (score, membership.min_k(tokens, k), len(tokens.logprobs)))
         return found
     found = []
     for result in backend.token_logprobs(texts):

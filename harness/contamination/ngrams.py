@@ -174,9 +174,16 @@ def scan_corpus(index: OverlapIndex, paths: list[Path], text_field: str = "text"
     started = time.perf_counter()
     files = corpus_files(paths)
     documents = 0
+    if not files:
+        raise ValueError("no .jsonl or .txt file (optionally .gz) among the corpus paths")
     for path in files:
-        for tokens in blocks(path, text_field, index.n):
-            index.scan(tokens)
-            documents += 1
+        try:
+            for tokens in blocks(path, text_field, index.n):
+                index.scan(tokens)
+                documents += 1
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz, an unreadable file
+            raise ValueError(f"{path}: cannot be read ({exc})") from None
+    if not documents:
+        raise ValueError(f"no document in the corpus has a text field {text_field!r}")
     return CorpusScan(tuple(str(p) for p in files), sum(os.path.getsize(p) for p in files),
                       documents, time.perf_counter() - started, fingerprint(files))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import re
-import string
 
 # the QWERTY layout: each letter's neighbours on the keyboard (rows and the keys diagonally
 # next to it), the usual model of a slipped finger
@@ -53,9 +52,9 @@ def typos(text: str, rng: random.Random, rate: float) -> str:
         slip = rng.random()
         near = rng.choice(NEIGHBOURS[lower])
         near = near.upper() if char.isupper() else near
-        if slip < 0.5:
-            out.append(near)
-        elif slip < 0.7 and i + 1 < len(chars) and chars[i + 1].isalpha():
+        if slip < 0.7 and not (slip >= 0.5 and i + 1 < len(chars) and chars[i + 1].isalpha()):
+            out.append(near)  # a neighbour (a swap with no letter after it, too)
+        elif slip < 0.7:
             out += [chars[i + 1], char]
             i += 1
         elif slip < 0.85:
@@ -89,16 +88,22 @@ _MARKS = ",.;:!?"
 
 
 def punctuation(text: str, rng: random.Random, rate: float) -> str:
-    """Each punctuation mark is dropped with probability ``rate``, and after each word a
-    stray mark (, . ; : ! ?) is added with probability ``rate``."""
+    """Each of the marks , . ; : ! ? is dropped with probability ``rate``, and after each
+    word a stray one is added with probability ``rate``. Marks next to a digit (3.5,
+    1,000, $1.50) and all other characters (' - / % $ ...) are kept, and nothing is added
+    after a number: the edit must not change what a question asks."""
     out: list[str] = []
-    for token in re.findall(r"\w+|\s+|[^\w\s]", text):
-        if token in string.punctuation and len(token) == 1:
+    tokens = re.findall(r"\w+|\s+|[^\w\s]", text)
+    for i, token in enumerate(tokens):
+        near_digit = (i > 0 and tokens[i - 1][-1:].isdigit()) or (
+            i + 1 < len(tokens) and tokens[i + 1][:1].isdigit())
+        if token in _MARKS and not near_digit:
             if rng.random() >= rate:
                 out.append(token)
             continue
         out.append(token)
-        if token[0].isalnum() and rng.random() < rate:
+        if token[0].isalpha() and rng.random() < rate and not (
+                i + 1 < len(tokens) and tokens[i + 1] in ("'", "’", "-")):
             out.append(rng.choice(_MARKS))
     return "".join(out)
 
@@ -151,17 +156,18 @@ def contractions(text: str, rng: random.Random, mode: str) -> str:
     return text
 
 
-# frequent English first names (US records), by the gender they are mostly given to
+# frequent English first names (US records), by the gender they are mostly given to;
+# none that is also a common word ("Mark", "Grace"), so no verb or noun is renamed
 FEMALE_NAMES = (
     "Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica",
     "Sarah", "Karen", "Lisa", "Nancy", "Betty", "Sandra", "Margaret", "Ashley", "Kimberly",
     "Emily", "Donna", "Michelle", "Carol", "Amanda", "Melissa", "Deborah", "Stephanie",
     "Rebecca", "Laura", "Sharon", "Cynthia", "Kathleen", "Amy", "Angela", "Anna", "Emma",
-    "Olivia", "Sophia", "Julia", "Grace", "Alice", "Janet",
+    "Olivia", "Sophia", "Julia", "Helen", "Alice", "Janet",
 )
 MALE_NAMES = (
     "James", "Robert", "John", "Michael", "David", "William", "Richard", "Joseph", "Thomas",
-    "Charles", "Christopher", "Daniel", "Matthew", "Anthony", "Mark", "Donald", "Steven",
+    "Charles", "Christopher", "Daniel", "Matthew", "Anthony", "Walter", "Donald", "Steven",
     "Paul", "Andrew", "Joshua", "Kenneth", "Kevin", "Brian", "George", "Timothy", "Ronald",
     "Edward", "Jason", "Jeffrey", "Ryan", "Jacob", "Gary", "Eric", "Jonathan", "Stephen",
     "Larry", "Justin", "Scott", "Brandon", "Peter",
@@ -169,17 +175,26 @@ MALE_NAMES = (
 _NAME_PATTERN = re.compile(r"\b(" + "|".join(FEMALE_NAMES + MALE_NAMES) + r")\b")
 
 
+def name_mapping(key: str, mode: str) -> dict[str, str]:
+    """One item's one-to-one renaming, drawn from ``key``: each gender's list shuffled,
+    then each name maps to the next one in its own list (``same``: never to itself) or to
+    the name at its place in the other list (``swap``), so two people never merge."""
+    draw = random.Random(key)
+    female, male = list(FEMALE_NAMES), list(MALE_NAMES)
+    draw.shuffle(female)
+    draw.shuffle(male)
+    if mode == "swap":
+        return {**dict(zip(female, male, strict=True)), **dict(zip(male, female, strict=True))}
+    return {group[i]: group[(i + 1) % len(group)] for group in (female, male)
+            for i in range(len(group))}
+
+
 def names(text: str, rng: random.Random, mode: str, key: str = "") -> str:
     """Each listed first name becomes another one: of the same gender (``same``, the
-    default) or of the other (``swap``). The replacement is drawn from ``key`` and the
-    name, so a name gets the same replacement in every field of an item."""
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(0)
-        female = name in FEMALE_NAMES
-        pool = FEMALE_NAMES if female == (mode != "swap") else MALE_NAMES
-        draw = random.Random(f"{key}:{name}")
-        return draw.choice([n for n in pool if n != name])
-    return _NAME_PATTERN.sub(replace, text)
+    default) or of the other (``swap``), by the item's one-to-one ``name_mapping``, so a
+    name gets the same replacement in every field of an item."""
+    mapping = name_mapping(key, mode)
+    return _NAME_PATTERN.sub(lambda match: mapping[match.group(0)], text)
 
 
 # he <-> she. "her" is both "him" and "his": it becomes "his" before a word it may own

@@ -238,6 +238,8 @@ def load_suite(name_or_path: str) -> Suite:
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         raise SuiteError(source, field, message) from None
     check_shape(config, source)
+    if "~" in config.name:  # it separates a suite's name from a perturbation's label
+        raise SuiteError(source, "name", "a suite's name cannot contain '~'")
     rows = load_rows(config.data, file, "data")
     fewshot_rows = rows
     if config.fewshot is not None and config.fewshot.data is not None:

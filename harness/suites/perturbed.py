@@ -66,6 +66,11 @@ def derive(suite: Suite, perturbation: Perturbation) -> Suite:
             raise SuiteError(source, where, f"the data has no field {missing[0]!r}")
         if not chosen:
             raise SuiteError(source, where, "the prompt shows no text field of the data")
+        if config.choices is not None and config.choices.pattern is not None \
+                and config.choices.field in chosen:
+            raise SuiteError(source, where, f"the field {config.choices.field!r} is split into "
+                             "choices by choices.pattern, which an edit could break; leave it "
+                             "out of the perturbation's fields")
         resolved = perturbation.model_copy(update={"fields": sorted(chosen)})
     elif perturbation.kind == "shuffle_choices":
         choices = config.choices

@@ -48,13 +48,14 @@ def build_requests(suite: Suite, model_id: str, limit: int | None, seed: int
             built.append(_first_turn(suite, model_id, sample_id, row, params))
             continue
         # a perturbation changes what the model is shown, never the item: the target, the
-        # sample's row (what metrics read) and the choices' order seed come from the row
+        # sample's row (what metrics read) and the choices' order seed come from the row;
+        # the sample's choices are the shown ones (acc_norm divides by what was scored)
         shown = perturb_row(config, row, sample_id)
         listed = _listed_choices(config, shown)
         order = _order(config, row, len(listed), perturbed=True)
         choices = tuple(listed[i] for i in order)
-        context = {**shown, "doc": shown, "choices": list(choices),
-                   **shown_fields(config, choices)}
+        shown = {**shown, **shown_fields(config, choices)}  # shuffled choices, as shown
+        context = {**shown, "doc": shown, "choices": list(choices)}
         target = _render(source, "target", config.target,
                          {**row, "doc": row, "choices": list(choices)}, sample_id).strip()
         sample = Sample(sample_id, row, _target_value(config, target, choices, source, sample_id,

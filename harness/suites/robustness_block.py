@@ -75,6 +75,8 @@ class Perturbation(BaseModel):
             label += f"-{self.mode or MODES[self.kind][0]}"
         if self.kind in RATES:
             label += f"@{self.rate if self.rate is not None else RATES[self.kind]:g}"
+        if self.fields:  # given, not filled in: two field choices are two suites
+            label += "-" + "+".join(self.fields)
         return label + (f"-seed{self.seed}" if self.seed else "")
 
     @property

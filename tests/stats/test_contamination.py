@@ -125,6 +125,14 @@ def test_bad_requests_are_one_line(cli: CliRun, scripted_run: tuple[Path, str],
     bad.write_text('{"text": "ok"}\nnot json\n')
     broken = cli("contamination", "ngrams", run_id, "--corpus", str(bad), "--db", str(db))
     assert broken.returncode == 2 and "line 2" in broken.stderr
+    other_field = tmp_path / "body.jsonl"
+    other_field.write_text('{"body": "some text"}\n')
+    typo = cli("contamination", "ngrams", run_id, "--corpus", str(other_field), "--db", str(db))
+    assert typo.returncode == 2 and "text field 'text'" in typo.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = cli("contamination", "ngrams", run_id, "--corpus", str(empty), "--db", str(db))
+    assert nothing.returncode == 2 and "no .jsonl or .txt file" in nothing.stderr
     unchecked = cli("contamination", "report", run_id, "--db", str(db))
     assert unchecked.returncode == 2 and "no contamination check" in unchecked.stderr
     excluded = cli("run", "--model", "smollm2-135m", "--suite", "smoke", "--exclude-flagged",

@@ -181,3 +181,33 @@ def test_a_bad_robustness_block_names_its_file_and_field(tmp_path: Path) -> None
         with pytest.raises(SuiteError) as caught:
             load_suite(str(path))
         assert str(path) in str(caught.value) and message in str(caught.value), caught.value
+
+
+def test_punctuation_never_changes_a_number_and_names_never_merge() -> None:
+    text = "It costs $1.50, weighs 3.5 kg; 1,000 of them is 20% of 1/2. Don't stop."
+    for seed in range(20):
+        edited = edits.punctuation(text, random.Random(seed), 1.0)
+        for kept in ("$1.50", "3.5", "1,000", "20%", "1/2", "Don't"):
+            assert kept in edited, (seed, edited)
+    for key in range(30):
+        for mode in ("same", "swap"):
+            renamed = edits.names("Mary and Linda met John and James.", random.Random(0),
+                                  mode, f"k{key}").split()
+            people = [renamed[0], renamed[2], renamed[4], renamed[6].rstrip(".")]
+            assert len(set(people)) == 4, (mode, renamed)  # one-to-one: nobody merges
+
+
+def test_a_field_split_into_choices_by_a_pattern_is_not_edited(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"q": "Pick one", "opts": "A. red\\nB. blue", "t": 0}\n' * 3)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "pat", "license": "x", "kind": "multiple_choice",
+        "data": {"path": str(data)}, "prompt": {"text": "{{ q }}\\n{{ opts }}\\nAnswer:"},
+        "choices": {"field": "opts", "pattern": "(?m)^[AB]\\\\.\\\\s*(.*?)\\\\s*$"},
+        "target": "{{ t }}", "metrics": ["accuracy"]}))
+    suite = load_suite(str(path))
+    with pytest.raises(SuiteError, match=re.escape("split into choices by choices.pattern")):
+        derive(suite, Perturbation(kind="case", mode="upper"))
+    assert derive(suite, Perturbation(kind="case", mode="upper", fields=["q"])).name == \
+        "pat~case-upper-q"
