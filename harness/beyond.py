@@ -31,7 +31,7 @@ def _latest(runs: list[RunRecord]) -> list[RunRecord]:
 
 def beyond_accuracy(store: Store, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     clean = _latest([r for r in store.list_runs() if r.status in _DONE
-                     and r.manifest["suite"].get("base_hash") is None])
+                     and r.base_hash is None])
     return {"robustness": _robustness(store, clean, seed),
             "fairness": _fairness(store, clean, seed),
             "contamination": _contamination(store, clean, seed)}
@@ -61,7 +61,10 @@ def _fairness(store: Store, runs: list[RunRecord], seed: int) -> list[dict[str, 
     """Gaps over each data field the suite breaks its metrics down by (``stats.slices``)."""
     rows = []
     for run in runs:
-        stats = SuiteConfig.model_validate(run.manifest["suite"]["config"]).stats
+        config = (run.manifest.get("suite") or {}).get("config")
+        if config is None:  # a run whose manifest holds no suite
+            continue
+        stats = SuiteConfig.model_validate(config).stats
         for field in (stats.slices if stats is not None else []):
             if field == "length":
                 continue

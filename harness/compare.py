@@ -72,8 +72,7 @@ def paired_scores(store: Store, first: RunRecord, second: RunRecord, metrics: li
     if base_name(first.suite) != base_name(second.suite):  # a perturbed suite is its suite's
         raise InputError("RUN_B", second.id, f"is a run of suite {second.suite!r}, RUN_A of "
                          f"{first.suite!r}; compare two runs of one suite")
-    derived = {first.manifest["suite"].get("base_hash"),
-               second.manifest["suite"].get("base_hash")} & {first.suite_hash, second.suite_hash}
+    derived = {first.base_hash, second.base_hash} & {first.suite_hash, second.suite_hash}
     if first.suite_hash != second.suite_hash and not derived:  # a perturbed run: expected
         warnings.append(f"the runs' suite configs differ ({first.suite_hash} vs "
                         f"{second.suite_hash}); items are matched by sample id")

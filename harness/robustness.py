@@ -66,7 +66,7 @@ def derived_runs(store: Store, clean: RunRecord, warnings: list[str] | None = No
     found = []
     for run in store.list_runs():
         if (run.model, run.limit_n, run.seed) != (clean.model, clean.limit_n, clean.seed) \
-                or run.manifest["suite"].get("base_hash") != clean.suite_hash:
+                or run.base_hash != clean.suite_hash:
             continue
         if run.status in FINISHED:
             found.append(run)
@@ -79,7 +79,7 @@ def robustness_report(store: Store, run_id: str, metric: str | None = None, *,
                       alpha: float = 0.05, min_delta: float = 0.0, seed: int = 0
                       ) -> RobustnessReport:
     clean = store.get_run(run_id)
-    if clean.manifest["suite"].get("base_hash") is not None:
+    if clean.base_hash is not None:
         raise InputError("RUN", clean.id, f"is a run of the derived suite {clean.suite!r}; "
                          "give the clean run")
     warnings: list[str] = []
@@ -113,7 +113,7 @@ def _request_keys(store: Store, run_id: str) -> dict[str, str]:
 def _headline(store: Store, run: RunRecord) -> str:
     """The first of the suite's metrics that the run has per-item scores of."""
     scored = {row.metric for row in store.scores(run.id)}
-    for name in run.manifest["suite"]["config"]["metrics"]:
+    for name in ((run.manifest.get("suite") or {}).get("config") or {}).get("metrics", []):
         if name in scored:
             return str(name)
     raise InputError("RUN", run.id, "has no per-item scores to compare")

@@ -38,6 +38,13 @@ class RunRecord:
     created_at: str
     updated_at: str
 
+    @property
+    def base_hash(self) -> str | None:
+        """For a run of a derived (perturbed) suite, the hash of the suite it was made
+        from; None otherwise, and for runs whose manifest holds no suite (imports)."""
+        suite = self.manifest.get("suite")
+        return suite.get("base_hash") if isinstance(suite, dict) else None
+
 
 def run_from_row(row: dict[str, Any]) -> RunRecord:
     data = dict(row)

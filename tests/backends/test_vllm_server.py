@@ -114,8 +114,10 @@ def test_data_parallel_over_two_vllm_engines(embedded_backend, tmp_path: Path) -
 def test_token_logprobs_for_membership_agree_with_transformers(served,
                                                                embedded_backend) -> None:
     """What `contamination membership` reads from a server (Min-K%): each prompt token's
-    log-probability, echoed; the same numbers as the model in process gives (float32)."""
-    from harness.backends.hf_tokens import token_statistics
+    log-probability, echoed; the same numbers as the model in process gives (float32) for
+    the same tokens with nothing before them (the server adds no BOS, so its first token
+    goes unscored)."""
+    import torch
 
     client = load_backend(_openai_spec(served))
     texts = ["The capital of France is Paris, a city on the Seine.",
@@ -124,12 +126,13 @@ def test_token_logprobs_for_membership_agree_with_transformers(served,
         remote = client.token_logprobs(texts)
     finally:
         client.close()
-    for got, (logprobs, _, _) in zip(remote, token_statistics(embedded_backend, texts),
-                                     strict=True):
-        assert isinstance(got, list)
-        # the server has no BOS before the text, so its first token may go unscored
-        assert len(logprobs) - 1 <= len(got) <= len(logprobs)
-        n = len(got) if len(got) < len(logprobs) else len(got) - 1
-        worst = max(abs(a - b) for a, b in zip(got[-n:], logprobs[-n:], strict=True))
+    tokenizer, model = embedded_backend.tokenizer, embedded_backend.model
+    for got, text in zip(remote, texts, strict=True):
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        with torch.no_grad():
+            logp = model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        expected = [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
+        assert isinstance(got, list) and len(got) == len(expected)
+        worst = max(abs(a - b) for a, b in zip(got, expected, strict=True))
         print(f"\n{len(got)} tokens, worst |diff| {worst:.4f}")
         assert worst < 0.05

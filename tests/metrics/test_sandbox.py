@@ -117,8 +117,13 @@ def test_fork_bomb_is_contained_and_killed() -> None:
     result = _sandbox(timeout_s=2.0).run(bomb)
     assert not result.passed and result.status in ("timeout", "failed")
     assert time.monotonic() - started < 10
-    # the harness can still start processes and run programs
-    assert _sandbox().run("print(1)").passed
+    # the harness can still start processes and run programs, once the killed bomb's
+    # processes are reaped (on a loaded machine that takes a moment: EAGAIN meanwhile)
+    deadline = time.monotonic() + 15
+    while not (after := _sandbox().run("print(1)")).passed and time.monotonic() < deadline:
+        assert "Resource temporarily unavailable" in after.output, after.output
+        time.sleep(0.5)
+    assert after.passed, after.output
 
 
 def test_forked_children_die_with_the_program() -> None:
