@@ -211,17 +211,7 @@ def score_continuation(data: dict[str, Any] | None, context: str, continuation: 
     token ("<s>") that shifts every ``text_offset``. Returns (sum, greedy or
     None when the server gave no top logprobs, token count).
     """
-    logprobs = choices_of(data)[0].get("logprobs")
-    if not isinstance(logprobs, dict) or not logprobs.get("token_logprobs"):
-        raise Failure(ErrorKind.UNSUPPORTED, "server returned no logprobs for an echoed prompt; "
-                       "loglikelihood needs a server that supports echo + logprobs (e.g. vLLM)")
-    # a wrongly-shaped field raises one of MALFORMED, which the caller reports
-    tokens = [str(t) for t in logprobs["tokens"]]
-    values = [None if v is None else float(v) for v in logprobs["token_logprobs"]]
-    offsets = [int(o) for o in logprobs["text_offset"]]
-    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
-    if not len(tokens) == len(values) == len(offsets) == len(tops):
-        raise Failure(ErrorKind.INVALID_RESPONSE, "logprobs lists differ in length")
+    tokens, values, offsets, tops = _echoed(data)
     prompt = context + continuation
     start = "".join(tokens).find(prompt)
     if start < 0:
@@ -247,19 +237,29 @@ def score_continuation(data: dict[str, Any] | None, context: str, continuation: 
     return total, greedy, count
 
 
+def _echoed(data: dict[str, Any] | None) -> tuple[list[str], list[float | None], list[int],
+                                                 list[Any]]:
+    """An echoed prompt's tokens, their log-probabilities (None where the server gave
+    none), text offsets and top log-probabilities; a wrongly-shaped field raises one of
+    MALFORMED, which the caller reports."""
+    logprobs = choices_of(data)[0].get("logprobs")
+    if not isinstance(logprobs, dict) or not logprobs.get("token_logprobs"):
+        raise Failure(ErrorKind.UNSUPPORTED, "server returned no logprobs for an echoed prompt; "
+                       "this needs a server that supports echo + logprobs (e.g. vLLM)")
+    tokens = [str(t) for t in logprobs["tokens"]]
+    values = [None if v is None else float(v) for v in logprobs["token_logprobs"]]
+    offsets = [int(o) for o in logprobs["text_offset"]]
+    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+    if not len(tokens) == len(values) == len(offsets) == len(tops):
+        raise Failure(ErrorKind.INVALID_RESPONSE, "logprobs lists differ in length")
+    return tokens, values, offsets, tops
+
+
 def prompt_token_logprobs(data: dict[str, Any] | None, text: str) -> list[float]:
     """The log-probabilities of an echoed prompt's tokens, in order, for membership
     scores. A token the server gave no log-probability (the first, when no BOS token
     precedes it) is left out, and so is the token generated after the prompt."""
-    logprobs = choices_of(data)[0].get("logprobs")
-    if not isinstance(logprobs, dict) or not logprobs.get("token_logprobs"):
-        raise Failure(ErrorKind.UNSUPPORTED, "server returned no logprobs for an echoed prompt; "
-                       "token log-probabilities need echo + logprobs (e.g. vLLM)")
-    tokens = [str(t) for t in logprobs["tokens"]]
-    values = [None if v is None else float(v) for v in logprobs["token_logprobs"]]
-    offsets = [int(o) for o in logprobs["text_offset"]]
-    if not len(tokens) == len(values) == len(offsets):
-        raise Failure(ErrorKind.INVALID_RESPONSE, "logprobs lists differ in length")
+    tokens, values, offsets, _ = _echoed(data)
     start = "".join(tokens).find(text)
     if start < 0:
         raise Failure(ErrorKind.INVALID_RESPONSE, "the echoed tokens do not spell the prompt")
