@@ -36,7 +36,7 @@ from ifeval_cases import edge_cases  # noqa: E402
 
 LMEVAL_PYTHON = ROOT / ".venv-lmeval" / "bin" / "python"
 SETUP = ("python3 -m venv .venv-lmeval && .venv-lmeval/bin/pip install torch==2.13.0 && "
-         ".venv-lmeval/bin/pip install 'lm_eval[hf]==0.4.13' transformers==5.23.0 "
+         ".venv-lmeval/bin/pip install 'lm_eval[hf]==0.4.13' transformers==5.19.0 "
          "langdetect immutabledict nltk")
 MODEL = "vllm:smollm2-135m?enforce_eager=true"
 TARGET = 0.995

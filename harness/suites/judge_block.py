@@ -59,6 +59,10 @@ def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[st
             if conversation and template.multi_turn is None:
                 raise SuiteError(source, f"judge.{mode}", f"template {name!r} cannot grade "
                                  "the later turns of a conversation (no multi-turn prompts)")
+            if template.group_field is not None and template.group_field not in fields:
+                raise SuiteError(source, f"judge.{mode}", f"template {name!r} chooses its "
+                                 f"system prompt by the field {template.group_field!r}, which "
+                                 f"the data does not have")
     for field, text, extra in (("judge.question", config.question, set()),
                                ("judge.reference", config.reference, {"ref"})):
         if text is None:
