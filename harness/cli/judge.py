@@ -48,6 +48,10 @@ def judge(
     db: DbOption = DEFAULT_DB,
     mode: Annotated[JudgeMode, typer.Option(
         help="single (grade 1-10) or pairwise (both orders).")] = JudgeMode.SINGLE,
+    template: Annotated[str | None, typer.Option(
+        help="Judge template instead of the suite's for this mode: a shipped name, "
+             "mt-bench-package, arena-hard-package or a .yaml file (docs/judge.md).")]
+        = None,
     baseline: Annotated[str | None, typer.Option(
         help="Pairwise: compare every other contestant with this one (default: all pairs).")]
         = None,
@@ -93,12 +97,17 @@ def judge(
         raise InputError(str(loaded.file), "judge", "this suite has no judge block "
                          "(see docs/judge.md)")
     mode_name = mode.value
-    name = config.template_name(mode_name)  # type: ignore[arg-type]
+    if template is not None and template.endswith((".yaml", ".yml")):
+        template = str(Path(template).resolve())  # a file named here is relative to the cwd
+    name = template or config.template_name(mode_name)  # type: ignore[arg-type]
     if name is None:
         raise InputError(str(loaded.file), f"judge.{mode_name}",
                          f"no template for {mode_name} judging")
-    template = resolve_template(name, mode_name, loaded.file,  # type: ignore[arg-type]
-                                f"judge.{mode_name}")
+    chosen = resolve_template(name, mode_name, loaded.file,  # type: ignore[arg-type]
+                              "--template" if template else f"judge.{mode_name}")
+    if chosen.group_field is not None and loaded.rows and chosen.group_field not in loaded.rows[0]:
+        raise InputError("--template", name, f"it picks its system prompt by the field "
+                         f"{chosen.group_field!r}, which {loaded.name}'s data does not have")
     updates: dict[str, Any] = {}
     if policy is not None:
         updates["policy"] = policy.value
@@ -115,7 +124,7 @@ def judge(
         specs[parsed.identity] = with_data_parallel(parsed, data_parallel)
     with open_existing(db) as store:
         contestants = resolve_contestants(store, loaded.name, model, parse_where(where))
-        plan = plan_judging(loaded, mode_name, template, config, list(specs), contestants,  # type: ignore[arg-type]
+        plan = plan_judging(loaded, mode_name, chosen, config, list(specs), contestants,  # type: ignore[arg-type]
                             baseline, combine.value, label)
         progress = None if quiet else (lambda text: RichProgress(text, err))
         outcome = run_judging(store, plan, lambda identity: load_backend(specs[identity]),

@@ -146,6 +146,12 @@ BAD_JUDGE = [
     ("same-judge-twice", ["--judge", "smollm2-135m", "--judge", "smollm2-135m"], "--judge",
      "named twice"),
     ("bad-label", ["--label", "a b"], "--label", "letters"),
+    ("unknown-template", ["--template", "mt-bench-grade"], "--template",
+     "unknown judge template"),
+    ("template-for-the-other-mode", ["--template", "mt-bench-pair"], "--template",
+     "is for pairwise judging"),
+    ("template-needs-a-missing-field", ["--mode", "pairwise", "--template",
+                                        "arena-hard-package"], "--template", "'category'"),
 ]
 
 
