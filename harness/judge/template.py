@@ -61,6 +61,12 @@ class JudgeTemplate:
     group_field: str | None = None  # the item field whose value picks the system message
     system_by_group: tuple[tuple[str, str], ...] = ()  # (value, system); others: ``system``
 
+    def __post_init__(self) -> None:
+        if self.system_by_group and (self.multi_turn is not None or self.system_with_reference):
+            # those prompts carry their own system message, which the group could not reach
+            raise ValueError(f"judge template {self.name}: a system prompt chosen by a field "
+                             "cannot be combined with multi-turn or reference prompts")
+
     @property
     def hash(self) -> str:
         """What changes single-turn verdicts (``multi_turn_hash`` covers later turns, and

@@ -5,8 +5,8 @@ won), 0.5 (tie) or 0 (it lost); a clear verdict (``>>``) counts ``weight`` times
 (Arena-Hard uses 3), so a decisive judgment moves the rate more than a slight one.
 A question enters only when both orders have a verdict. The win rate is the mean
 of the game values; its 95% interval resamples whole questions (the two orders and
-repeated values of one question move together), which is what makes it honest where
-resampling single values is not.
+repeated values of one question, and a conversation's turns, move together), where
+resampling single game values would understate it.
 
 This differs on purpose from ``leaderboard --source judge``, which first combines the
 two orders into one battle (a flip is a tie) and fits Bradley-Terry over all models.
@@ -15,7 +15,7 @@ two orders into one battle (a flip is a tie) and fits Bradley-Terry over all mod
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +28,8 @@ from harness.store.judgments import JudgmentRow
 @dataclass(frozen=True)
 class WinRate:
     model: str
-    baseline: str
-    group: str  # "all", or one value of the grouping field
+    baseline: str  # the baselines its games were played against, comma-separated
+    group: str  # "all", or FIELD=VALUE of the grouping field
     value: float
     ci_low: float
     ci_high: float
@@ -44,50 +44,63 @@ def game_values(outcome: str, model_is_a: bool, weight: int) -> list[float]:
     return [value] * (weight if ">>" in outcome else 1)
 
 
-def win_rates(rows: Sequence[JudgmentRow], baseline: str, *, weight: int = 3,
-              groups: dict[str, str] | None = None, seed: int = 0) -> list[WinRate]:
-    """Each model's win rate against ``baseline``, overall and per group (``groups``:
-    sample id -> group, e.g. Arena-Hard's category), from one judge's pairwise rows."""
+def win_rates(rows: Sequence[JudgmentRow], baselines: Sequence[str], *, weight: int = 3,
+              groups: Mapping[str, str] | None = None,
+              clusters: Mapping[str, str] | None = None, seed: int = 0) -> list[WinRate]:
+    """Each model's win rate against the baselines, overall and per group, from one
+    judge's pairwise rows. A model's games against every listed baseline are pooled:
+    Arena-Hard v2.0 judges hard prompts against o3-mini and creative writing against
+    gemini-2.0-flash and reports one number. ``groups``: sample id -> group label;
+    ``clusters``: sample id -> the unit the interval resamples (a conversation's turns
+    share one; default: the sample)."""
     if weight < 1:
         raise ValueError("weight must be at least 1")
-    # (model, sample) -> each order's (outcome from model_a's view, model_a)
-    games: dict[tuple[str, str], list[tuple[str | None, str]]] = defaultdict(list)
+    if not baselines:
+        raise ValueError("name at least one baseline")
+    listed = set(baselines)
+    # (model, baseline, sample) -> {model shown first?: outcome from model_a's view, model_a}
+    games: dict[tuple[str, str, str], dict[bool, tuple[str | None, str]]] = defaultdict(dict)
     for row in rows:
-        if row.mode != "pairwise" or baseline not in (row.model_a, row.model_b):
+        if row.mode != "pairwise" or row.model_b is None:
             continue
+        sides = {row.model_a, row.model_b}
+        if len(sides & listed) != 1:  # no baseline, or two baselines against each other
+            continue
+        (baseline,) = sides & listed
         model = row.model_b if row.model_a == baseline else row.model_a
-        if model is None or model == baseline:
+        model_first = (row.model_a == model) != row.swapped
+        games[(model, baseline, row.sample_id)].setdefault(model_first,
+                                                           (row.outcome, row.model_a))
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    missing: dict[str, set[str]] = defaultdict(set)
+    for (model, _, sample), played in games.items():
+        if len(played) < 2 or any(outcome is None for outcome, _ in played.values()):
+            missing[model].add(sample)
             continue
-        games[(model, row.sample_id)].append((row.outcome, row.model_a))
-    by_model: dict[str, dict[str, list[float]]] = defaultdict(dict)
-    missing: dict[str, list[str]] = defaultdict(list)
-    for (model, sample), played in games.items():
-        if len(played) < 2 or any(outcome is None for outcome, _ in played):
-            missing[model].append(sample)
-            continue
-        by_model[model][sample] = [v for outcome, model_a in played
-                                   for v in game_values(str(outcome), model_a == model, weight)]
+        values[model][sample] += [v for outcome, model_a in played.values()
+                                  for v in game_values(str(outcome), model_a == model, weight)]
+    label = ", ".join(sorted(listed))
     results = []
-    for model in sorted(set(by_model) | set(missing)):
-        values = by_model.get(model, {})
-        labels = {"all": list(values)}
-        if groups:
-            for sample in values:
-                labels.setdefault(groups.get(sample, "?"), []).append(sample)
-        for group, samples in labels.items():
-            skipped = [s for s in missing[model] if group == "all" or
-                       (groups or {}).get(s, "?") == group]
-            results.append(_rate(model, baseline, group, [values[s] for s in samples],
-                                 len(skipped), seed))
+    for model in sorted(set(values) | set(missing)):
+        scored = values.get(model, {})
+        incomplete = missing[model] - set(scored)
+        names = ["all", *sorted({(groups or {}).get(s, "?") for s in set(scored) | incomplete}
+                                if groups else ())]
+        for group in names:
+            def member(sample: str, group: str = group) -> bool:
+                return group == "all" or (groups or {}).get(sample, "?") == group
+            chosen = {s: v for s, v in scored.items() if member(s)}
+            results.append(_rate(model, label, group, chosen, clusters or {},
+                                 sum(member(s) for s in incomplete), seed))
     return results
 
 
-def _rate(model: str, baseline: str, group: str, per_question: list[list[float]],
-          incomplete: int, seed: int) -> WinRate:
+def _rate(model: str, baseline: str, group: str, per_question: Mapping[str, list[float]],
+          clusters: Mapping[str, str], incomplete: int, seed: int) -> WinRate:
     if not per_question:
         nan = float("nan")
         return WinRate(model, baseline, group, nan, nan, nan, 0, incomplete)
-    flat = np.array([v for values in per_question for v in values])
-    clusters = np.repeat(np.arange(len(per_question)), [len(v) for v in per_question])
-    value, low, high = bootstrap_mean_ci(flat, seed=seed, clusters=clusters)
+    flat = np.array([v for values in per_question.values() for v in values])
+    units = [clusters.get(s, s) for s, values in per_question.items() for _ in values]
+    value, low, high = bootstrap_mean_ci(flat, seed=seed, clusters=units)
     return WinRate(model, baseline, group, value, low, high, len(per_question), incomplete)

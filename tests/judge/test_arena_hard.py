@@ -69,14 +69,39 @@ def test_win_rate_weights_clear_verdicts_and_needs_both_orders() -> None:
         _row("q2", "base", "m", False, "tie"), _row("q2", "base", "m", True, "b>>a"),
         # q3: one order has no verdict: left out, counted as incomplete
         _row("q3", "m", "base", False, "a>b"), _row("q3", "m", "base", True, None),
+        # the same order of q1 stored twice (judged with the contestants listed the other
+        # way round): counted once
+        _row("q1", "base", "m", True, "b>>a"),
     ]
-    (overall,) = win_rates(rows, "base", weight=3)
+    (overall,) = win_rates(rows, ["base"], weight=3)
     assert overall.value == pytest.approx(6.5 / 8) and overall.questions == 2
     assert overall.incomplete == 1 and overall.ci_low <= overall.value <= overall.ci_high
-    (plain,) = win_rates(rows, "base", weight=1)
+    (plain,) = win_rates(rows, ["base"], weight=1)
     assert plain.value == pytest.approx(2.5 / 4)
-    by_group = {r.group: r for r in win_rates(rows, "base", groups={"q1": "x", "q2": "y"})}
-    assert by_group["x"].value == pytest.approx(0.75) and by_group["y"].value == 0.875
+    groups = {"q1": "c=x", "q2": "c=y", "q3": "c=z"}
+    by_group = {r.group: r for r in win_rates(rows, ["base"], groups=groups)}
+    assert by_group["c=x"].value == pytest.approx(0.75) and by_group["c=y"].value == 0.875
+    # a group whose only question is incomplete still gets its row
+    assert by_group["c=z"].questions == 0 and by_group["c=z"].incomplete == 1
+
+
+def test_win_rate_pools_one_baseline_per_category_and_resamples_conversations() -> None:
+    """Arena-Hard v2.0: hard prompts against one baseline, creative writing against
+    another, one number; two baselines' games against each other do not count."""
+    rows = [_row("h1", "m", "o3", False, "a>b"), _row("h1", "m", "o3", True, "a>b"),
+            _row("c1", "m", "gem", False, "b>a"), _row("c1", "m", "gem", True, "tie"),
+            _row("h1", "o3", "gem", False, "a>>b"), _row("h1", "o3", "gem", True, "a>>b")]
+    (pooled,) = win_rates(rows, ["o3", "gem"])
+    assert pooled.value == pytest.approx(2.5 / 4) and pooled.questions == 2
+    assert pooled.baseline == "gem, o3"
+    turns = [_row(f"{i}#{t}", "m", "b", swapped, outcome) for i in range(6) for t in (1, 2)
+             for swapped, outcome in ((False, "a>b" if i % 2 else "b>a"), (True, "a>b"))]
+    clusters = {r.sample_id: r.sample_id.split("#")[0] for r in turns}
+    (by_turn,) = win_rates(turns, ["b"], seed=1)
+    (by_item,) = win_rates(turns, ["b"], clusters=clusters, seed=1)
+    assert by_turn.value == by_item.value == 0.75 and by_item.questions == 12
+    # turns of one conversation agree here, so resampling conversations widens the interval
+    assert by_item.ci_high - by_item.ci_low > by_turn.ci_high - by_turn.ci_low
 
 
 def _answers_dir() -> Path:
@@ -132,9 +157,21 @@ def test_judging_the_shipped_baselines_and_scoring_the_win_rate(tmp_path: Path,
                 "--format", "json", "--db", str(db))
     assert shown.returncode == 0, shown.stderr
     rates = {r["group"]: r for r in json.loads(shown.stdout)}
-    assert set(rates) == {"all", "hard_prompt", "creative_writing"}
+    assert set(rates) == {"all", "category=hard_prompt", "category=creative_writing"}
     assert all(r["model"] == GEMINI and r["value"] == pytest.approx(0.75) for r in rates.values())
-    assert rates["all"]["questions"] == 6 and rates["hard_prompt"]["questions"] == 3
+    assert rates["all"]["questions"] == 6 and rates["category=hard_prompt"]["questions"] == 3
     missing = cli("winrate", "--suite", "arena-hard", "--baseline", "import:nobody",
                   "--db", str(db))
     assert missing.returncode == 2 and "--baseline" in missing.stderr
+
+
+def test_template_override_that_cannot_grade_later_turns_is_refused(tmp_path: Path,
+                                                                    cli: CliRun) -> None:
+    for name in ("arena-hard-pair", "arena-hard-package"):
+        result = cli("judge", "--suite", "mt-bench", "--mode", "pairwise", "--template", name,
+                     "--model", "a", "--model", "b", "--judge", "smollm2-135m",
+                     "--db", str(tmp_path / "none.db"))
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert "--template" in lines[0] and "multi-turn" in lines[0], lines[0]
+        assert not (tmp_path / "none.db").exists()
