@@ -86,7 +86,8 @@ def judge(
     from harness.judge.grade import run_judging
     from harness.judge.plan import plan_judging, resolve_contestants
     from harness.judge.prompts import resolve_template
-    from harness.suites.config import load_suite
+    from harness.suites.config import data_fields, load_suite
+    from harness.suites.judge_block import check_template
 
     if label is not None and not label.replace("-", "").replace("_", "").replace(".", "") \
             .isalnum():
@@ -105,12 +106,8 @@ def judge(
                          f"no template for {mode_name} judging")
     chosen = resolve_template(name, mode_name, loaded.file,  # type: ignore[arg-type]
                               "--template" if template else f"judge.{mode_name}")
-    if loaded.config.prompt.turns is not None and chosen.multi_turn is None:
-        raise InputError("--template", name, "this template cannot grade the later turns of "
-                         "a conversation (it has no multi-turn prompts)")
-    if chosen.group_field is not None and loaded.rows and chosen.group_field not in loaded.rows[0]:
-        raise InputError("--template", name, f"it picks its system prompt by the field "
-                         f"{chosen.group_field!r}, which {loaded.name}'s data does not have")
+    check_template(chosen, data_fields(loaded.rows), loaded.config.prompt.turns is not None,
+                   str(loaded.file), "--template" if template else f"judge.{mode_name}")
     updates: dict[str, Any] = {}
     if policy is not None:
         updates["policy"] = policy.value

@@ -15,7 +15,7 @@ import jinja2.meta
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import SuiteError
-from harness.judge.prompts import Mode, resolve_template
+from harness.judge.prompts import JudgeTemplate, Mode, resolve_template
 from harness.suites.data import DataSource
 from harness.suites.templates import TemplateEnvironment
 
@@ -56,13 +56,7 @@ def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[st
         name = config.template_name(mode)
         if name is not None:
             template = resolve_template(name, mode, suite_file, f"judge.{mode}")
-            if conversation and template.multi_turn is None:
-                raise SuiteError(source, f"judge.{mode}", f"template {name!r} cannot grade "
-                                 "the later turns of a conversation (no multi-turn prompts)")
-            if template.group_field is not None and template.group_field not in fields:
-                raise SuiteError(source, f"judge.{mode}", f"template {name!r} chooses its "
-                                 f"system prompt by the field {template.group_field!r}, which "
-                                 f"the data does not have")
+            check_template(template, fields, conversation, source, f"judge.{mode}")
     for field, text, extra in (("judge.question", config.question, set()),
                                ("judge.reference", config.reference, {"ref"})):
         if text is None:
@@ -75,6 +69,19 @@ def check_judge(config: JudgeConfig, kind: str, suite_file: Path, fields: set[st
         if missing:
             raise SuiteError(source, field, f"template uses {missing[0]!r}, which the data "
                              f"does not have (fields: {', '.join(sorted(fields))})")
+
+
+def check_template(template: JudgeTemplate, fields: set[str], conversation: bool, source: str,
+                   field: str) -> None:
+    """What a template needs from the suite: multi-turn prompts for a conversation, and
+    the data field it picks its system prompt by (the suite's block or `--template`)."""
+    if conversation and template.multi_turn is None:
+        raise SuiteError(source, field, f"template {template.name!r} cannot grade the later "
+                         "turns of a conversation (no multi-turn prompts)")
+    if template.group_field is not None and template.group_field not in fields:
+        raise SuiteError(source, field, f"template {template.name!r} chooses its system "
+                         f"prompt by the field {template.group_field!r}, which the data does "
+                         "not have")
 
 
 def render(source: str, field: str, template: str, context: dict[str, Any],
